@@ -1,0 +1,144 @@
+"""The saved-model format: a directory with ``config.json`` and ``model.safetensors``.
+
+``config.json`` records the format and its version, the family, the family's options and the
+ArchSpec, so ``load_generator(path)`` rebuilds the exact network without unpickling anything.
+Writes are atomic: files go to a temporary directory that is renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError, ConfigError
+from ..models import GENERATORS, Generator
+
+FORMAT = "gancompress.generator"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_generator(generator: Generator, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``generator`` to the directory ``path`` (replaced atomically if it exists).
+
+    ``extra`` is stored under ``"meta"`` (e.g. the method that made it, the teacher it came from).
+
+    Example:
+        >>> save_generator(create_generator("resnet", base_width=8), "out/g")
+    """
+    if not isinstance(generator, Generator):
+        raise ConfigError(f"save_generator needs a gancompress Generator, got {type(generator).__name__}")
+    if any(".parametrizations." in k for k in generator.state_dict()):
+        raise CheckpointError("remove spectral norm (generator.remove_spectral_norm()) before saving a generator")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, **generator.get_config()}
+    if extra:
+        config["meta"] = extra
+    tensors = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``config.json`` of a saved generator directory."""
+    cfg_path = Path(path) / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path}: missing; a saved generator directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{cfg_path}: must hold a JSON object")
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path}: field 'format' must be {FORMAT!r}, got {config.get('format')!r}")
+    version = config.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(
+            f"{cfg_path}: field 'format_version' {version!r} is not supported (this version reads 1..{FORMAT_VERSION})"
+        )
+    for key, kind in (("family", str), ("arch", str), ("options", dict)):
+        if not isinstance(config.get(key), kind):
+            raise CheckpointError(f"{cfg_path}: field {key!r} must be a {kind.__name__}, got {config.get(key)!r}")
+    return config
+
+
+def build_from_config(config: dict[str, Any], source: str = "config") -> Generator:
+    """Build the (randomly initialised) generator a config describes."""
+    try:
+        cls = GENERATORS.get(config["family"])
+        return cls.from_options(config["arch"], config["options"])  # type: ignore[attr-defined]
+    except ConfigError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
+
+
+def load_generator(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Generator:
+    """Rebuild a generator saved by :func:`save_generator`, in eval mode.
+
+    Example:
+        >>> g = load_generator("out/g")
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a saved generator directory")
+    config = read_config(path)
+    generator = build_from_config(config, str(path / CONFIG_NAME))
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing")
+    try:
+        state = load_file(str(weights), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
+    load_state_strict(generator, state, str(weights))
+    return generator.eval()
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict`` with an error that lists missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    )
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected[:20])}{' …' if len(unexpected) > 20 else ''}")
+        if shapes:
+            parts.append(f"shape mismatches: {'; '.join(shapes[:20])}")
+        raise CheckpointError(f"{source}: state dict does not match the network ({' | '.join(parts)})")
+    model.load_state_dict(state, strict=True)

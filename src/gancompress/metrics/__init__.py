@@ -1,0 +1,1 @@
+"""Measurements: MACs/params (profile), and the quality metrics."""
