@@ -1,0 +1,102 @@
+"""Core subcommands: ``list`` and ``profile``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .cli import print_json
+from .errors import ConfigError
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list generator families, discriminators and compression methods")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("profile", help="parameters and MACs (paper and true conventions) of a generator")
+    p.add_argument("target", help="a family name (resnet, unet, spade, munit) or a saved generator directory")
+    p.add_argument("--separable", action="store_true", help="resnet: GAN Compression's mobile (separable) blocks")
+    p.add_argument("--arch", help="architecture string, e.g. 16_16_32_16_32_32_16_16")
+    p.add_argument("--preset", help="spade: cityscapes | coco | ade20k")
+    p.add_argument("--base-width", type=int, help="ngf (default 64)")
+    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the family's)")
+    p.add_argument("--layers", action="store_true", help="also print the per-layer breakdown")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_profile)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .methods import list_methods, method_status
+    from .models import list_discriminators, list_generators
+
+    info = {
+        "generators": list_generators(),
+        "discriminators": list_discriminators(),
+        "methods": {name: method_status(name) for name in list_methods()},
+    }
+    if args.json:
+        print_json(info)
+        return 0
+    print("generator families: " + ", ".join(info["generators"]))
+    print("discriminators:     " + ", ".join(info["discriminators"]))
+    print("compression methods:")
+    for name, status in info["methods"].items():
+        print(f"  {name:24s} {status}")
+    return 0
+
+
+def _fmt(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .export import load_generator
+    from .metrics.profile import profile_generator
+    from .models import GENERATORS, create_generator
+
+    target = Path(args.target)
+    if target.is_dir():
+        if args.arch or args.separable or args.preset or args.base_width:
+            raise ConfigError("--arch/--separable/--preset/--base-width apply to a family name, not a saved model")
+        generator = load_generator(target)
+        name = str(target)
+    else:
+        if args.target not in GENERATORS:
+            raise ConfigError(
+                f"{args.target!r} is neither a saved generator directory nor a family; "
+                f"families: {', '.join(GENERATORS.list())}"
+            )
+        options = {}
+        if args.separable:
+            if args.target != "resnet":
+                raise ConfigError("--separable applies to the resnet family only")
+            options["separable"] = True
+        if args.preset:
+            if args.target != "spade":
+                raise ConfigError("--preset applies to the spade family only")
+            options["preset"] = args.preset
+        if args.base_width:
+            options["base_width"] = args.base_width
+        generator = create_generator(args.target, arch=args.arch, **options)
+        name = args.target
+    size = tuple(args.size) if args.size else None
+    result = profile_generator(generator, size)
+    out = {"model": name, "family": generator.family, "arch": str(generator.arch), **result.to_dict(args.layers)}
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"model        {name} ({generator.family}, arch {generator.arch})")
+    print(f"input        {'x'.join(str(s) for s in result.input_shape)}")
+    print(f"params       {result.params:,} ({_fmt(result.params)})")
+    print(f"MACs paper   {result.macs_paper:,} ({_fmt(result.macs_paper)})  torchprofile convention of the papers")
+    print(f"MACs true    {result.macs_true:,} ({_fmt(result.macs_true)})  real multiply-accumulates")
+    if args.layers:
+        print()
+        print(f"{'layer':40s} {'kind':26s} {'params':>10s} {'MACs paper':>12s} {'MACs true':>12s}")
+        for s in result.layers:
+            print(f"{s.name:40s} {s.kind:26s} {s.params:>10,} {_fmt(s.macs_paper):>12s} {_fmt(s.macs_true):>12s}")
+    return 0

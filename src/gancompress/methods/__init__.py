@@ -1,0 +1,21 @@
+"""Compression methods behind one small protocol (see ``base``)."""
+
+from .base import (
+    METHODS,
+    CompressionResult,
+    MethodOptions,
+    compress,
+    list_methods,
+    method_status,
+    register_method,
+)
+
+__all__ = [
+    "METHODS",
+    "CompressionResult",
+    "MethodOptions",
+    "compress",
+    "list_methods",
+    "method_status",
+    "register_method",
+]

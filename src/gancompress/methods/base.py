@@ -1,0 +1,88 @@
+"""The one protocol every compression method follows.
+
+A method takes a teacher generator and a dataset and ends in a *plain generator of the same family
+at smaller widths* (plus, optionally, a quantisation recipe), so export, profiling, latency, FID and
+the report never need to know which method made a model::
+
+    result = compress("fast-gan-compression", teacher, data_root, out_dir, recipe_overrides)
+    result.generator  # a plain Generator, e.g. resnet at 16_16_32_16_32_32_16_16
+
+Methods register a runner with ``@register_method(name, status=...)``; the runner's signature is
+``run(teacher, data, out_dir, options: MethodOptions) -> CompressionResult``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..models import Generator
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    """What the command line passes to every method; the rest lives in the method's YAML recipe."""
+
+    recipe: str | None = None  # path of a YAML recipe (default: the method's built-in recipe)
+    overrides: tuple[str, ...] = ()  # --set a.b=v
+    budget_macs: float | None = None  # paper-convention MACs
+    budget_latency_ms: float | None = None
+    ratio: float | None = None  # target MACs as a fraction of the teacher's
+    rho: float | None = None  # GAN Slimming sparsity weight
+    bits: int | None = None  # quantisation bit width (32 = none)
+    resume: bool = True
+    device: str = "cpu"
+    seed: int = 0
+    quick: bool = False  # shortened schedule (demo --quick, tests)
+
+
+@dataclass
+class CompressionResult:
+    """What a method hands back: the plain smaller generator and what it measured on the way."""
+
+    method: str
+    generator: Generator
+    summary: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)  # e.g. {"int8_onnx": "out/model.int8.onnx"}
+
+
+MethodRunner = Callable[[Generator, Path, Path, MethodOptions], CompressionResult]
+METHODS: Registry[CompressionResult] = Registry("compression method")
+_STATUS: dict[str, str] = {}
+
+
+def register_method(name: str, status: str = "available") -> Callable[[MethodRunner], MethodRunner]:
+    """Register a method runner under ``name`` (kebab-case, as on the command line)."""
+
+    def decorator(fn: MethodRunner) -> MethodRunner:
+        METHODS.register(name)(fn)
+        _STATUS[name] = status
+        return fn
+
+    return decorator
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    return METHODS.list(pattern)
+
+
+def method_status(name: str) -> str:
+    return _STATUS.get(name, "available")
+
+
+def compress(
+    method: str,
+    teacher: Generator,
+    data: str | Path,
+    out_dir: str | Path,
+    options: MethodOptions | None = None,
+) -> CompressionResult:
+    """Compress ``teacher`` with ``method`` on the dataset at ``data``, writing runs under ``out_dir``."""
+    if not isinstance(teacher, Generator):
+        raise ConfigError(f"teacher must be a gancompress Generator, got {type(teacher).__name__}")
+    runner = METHODS.get(method)
+    return runner(teacher, Path(data), Path(out_dir), options or MethodOptions())
