@@ -70,7 +70,9 @@ class ArchSpec:
     @classmethod
     def from_dict(cls, data: Any) -> ArchSpec:
         if not isinstance(data, dict):
-            raise ArchSpecError(f"arch must be an object with 'family' and 'widths', got {type(data).__name__}")
+            raise ArchSpecError(
+                f"arch must be an object with 'family' and 'widths', got {type(data).__name__}"
+            )
         missing = {"family", "widths"} - set(data)
         if missing:
             raise ArchSpecError(f"arch is missing field(s): {', '.join(sorted(missing))}")
@@ -104,7 +106,9 @@ def as_arch(family: str, arch: ArchSpec | str | None, default: ArchSpec) -> Arch
     if isinstance(arch, str):
         arch = ArchSpec.parse(family, arch)
     if not isinstance(arch, ArchSpec):
-        raise ArchSpecError(f"arch must be an ArchSpec or a string like '16_16_32', got {type(arch).__name__}")
+        raise ArchSpecError(
+            f"arch must be an ArchSpec or a string like '16_16_32', got {type(arch).__name__}"
+        )
     if arch.family != family:
         raise ArchSpecError(f"arch {str(arch)!r} is for family {arch.family!r}, not {family!r}")
     return arch

@@ -17,6 +17,7 @@ from .errors import GanCompressError
 
 COMMAND_MODULES = (
     "gancompress.commands",
+    "gancompress.methods.commands",
 )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from .cli import print_json
 from .errors import ConfigError
 
@@ -16,7 +18,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("profile", help="parameters and MACs (paper and true conventions) of a generator")
     p.add_argument("target", help="a family name (resnet, unet, spade, munit) or a saved generator directory")
-    p.add_argument("--separable", action="store_true", help="resnet: GAN Compression's mobile (separable) blocks")
+    p.add_argument(
+        "--separable", action="store_true", help="resnet: GAN Compression's mobile (separable) blocks"
+    )
     p.add_argument("--arch", help="architecture string, e.g. 16_16_32_16_32_32_16_16")
     p.add_argument("--preset", help="spade: cityscapes | coco | ade20k")
     p.add_argument("--base-width", type=int, help="ngf (default 64)")
@@ -61,7 +65,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if target.is_dir():
         if args.arch or args.separable or args.preset or args.base_width:
-            raise ConfigError("--arch/--separable/--preset/--base-width apply to a family name, not a saved model")
+            raise ConfigError(
+                "--arch/--separable/--preset/--base-width apply to a family name, not a saved model"
+            )
         generator = load_generator(target)
         name = str(target)
     else:
@@ -81,22 +87,32 @@ def cmd_profile(args: argparse.Namespace) -> int:
             options["preset"] = args.preset
         if args.base_width:
             options["base_width"] = args.base_width
-        generator = create_generator(args.target, arch=args.arch, **options)
+        with torch.device("meta"):  # shapes only: full-size counts without computing anything
+            generator = create_generator(args.target, arch=args.arch, **options)
         name = args.target
     size = tuple(args.size) if args.size else None
     result = profile_generator(generator, size)
-    out = {"model": name, "family": generator.family, "arch": str(generator.arch), **result.to_dict(args.layers)}
+    out = {
+        "model": name,
+        "family": generator.family,
+        "arch": str(generator.arch),
+        **result.to_dict(args.layers),
+    }
     if args.json:
         print_json(out)
         return 0
     print(f"model        {name} ({generator.family}, arch {generator.arch})")
     print(f"input        {'x'.join(str(s) for s in result.input_shape)}")
     print(f"params       {result.params:,} ({_fmt(result.params)})")
-    print(f"MACs paper   {result.macs_paper:,} ({_fmt(result.macs_paper)})  torchprofile convention of the papers")
+    print(
+        f"MACs paper   {result.macs_paper:,} ({_fmt(result.macs_paper)})  torchprofile convention of the papers"
+    )
     print(f"MACs true    {result.macs_true:,} ({_fmt(result.macs_true)})  real multiply-accumulates")
     if args.layers:
         print()
         print(f"{'layer':40s} {'kind':26s} {'params':>10s} {'MACs paper':>12s} {'MACs true':>12s}")
         for s in result.layers:
-            print(f"{s.name:40s} {s.kind:26s} {s.params:>10,} {_fmt(s.macs_paper):>12s} {_fmt(s.macs_true):>12s}")
+            print(
+                f"{s.name:40s} {s.kind:26s} {s.params:>10,} {_fmt(s.macs_paper):>12s} {_fmt(s.macs_true):>12s}"
+            )
     return 0

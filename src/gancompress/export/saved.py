@@ -27,7 +27,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def save_generator(generator: Generator, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_generator(
+    generator: Generator, path: str | os.PathLike, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``generator`` to the directory ``path`` (replaced atomically if it exists).
 
     ``extra`` is stored under ``"meta"`` (e.g. the method that made it, the teacher it came from).
@@ -38,7 +40,9 @@ def save_generator(generator: Generator, path: str | os.PathLike, extra: dict[st
     if not isinstance(generator, Generator):
         raise ConfigError(f"save_generator needs a gancompress Generator, got {type(generator).__name__}")
     if any(".parametrizations." in k for k in generator.state_dict()):
-        raise CheckpointError("remove spectral norm (generator.remove_spectral_norm()) before saving a generator")
+        raise CheckpointError(
+            "remove spectral norm (generator.remove_spectral_norm()) before saving a generator"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, **generator.get_config()}
@@ -71,7 +75,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate ``config.json`` of a saved generator directory."""
     cfg_path = Path(path) / CONFIG_NAME
     if not cfg_path.is_file():
-        raise CheckpointError(f"{cfg_path}: missing; a saved generator directory holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise CheckpointError(
+            f"{cfg_path}: missing; a saved generator directory holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     try:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -87,7 +93,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         )
     for key, kind in (("family", str), ("arch", str), ("options", dict)):
         if not isinstance(config.get(key), kind):
-            raise CheckpointError(f"{cfg_path}: field {key!r} must be a {kind.__name__}, got {config.get(key)!r}")
+            raise CheckpointError(
+                f"{cfg_path}: field {key!r} must be a {kind.__name__}, got {config.get(key)!r}"
+            )
     return config
 
 
@@ -137,7 +145,9 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
         if missing:
             parts.append(f"missing keys: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}")
         if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected[:20])}{' …' if len(unexpected) > 20 else ''}")
+            parts.append(
+                f"unexpected keys: {', '.join(unexpected[:20])}{' …' if len(unexpected) > 20 else ''}"
+            )
         if shapes:
             parts.append(f"shape mismatches: {'; '.join(shapes[:20])}")
         raise CheckpointError(f"{source}: state dict does not match the network ({' | '.join(parts)})")

@@ -49,7 +49,9 @@ class ElasticConv2d(nn.Conv2d):
         bias = None if self.bias is None else self.bias[:out_channels]
         return self._run(x, weight, bias, groups=1)
 
-    def _run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int) -> torch.Tensor:
+    def _run(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int
+    ) -> torch.Tensor:
         if self.padding_mode != "zeros":
             x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, groups)
@@ -148,10 +150,12 @@ class ElasticInstanceNorm2d(nn.InstanceNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
-        if c == self.num_features or not self.affine:
-            return super().forward(x)
         _check_width(self, "channels", c, self.num_features)
-        return F.instance_norm(x, None, None, self.weight[:c], self.bias[:c], True, 0.0, self.eps)
+        if self.track_running_stats:
+            return super().forward(x)
+        weight = self.weight[:c] if self.affine else None
+        bias = self.bias[:c] if self.affine else None
+        return F.instance_norm(x, None, None, weight, bias, True, 0.0, self.eps)
 
 
 class ElasticLayerNorm2d(nn.Module):

@@ -14,8 +14,14 @@ from .norms import create_norm
 class SPADE(nn.Module):
     """``norm(x) * (1 + gamma(seg)) + beta(seg)``; the modulated width follows the input width."""
 
-    def __init__(self, num_features: int, label_channels: int, hidden: int = 128, norm: str = "batch",
-                 kernel_size: int = 3) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        label_channels: int,
+        hidden: int = 128,
+        norm: str = "batch",
+        kernel_size: int = 3,
+    ) -> None:
         super().__init__()
         if norm not in ("batch", "instance"):
             raise ConfigError(f"SPADE param-free norm must be 'batch' or 'instance', got {norm!r}")
@@ -38,8 +44,17 @@ class SPADE(nn.Module):
 class SPADEResnetBlock(nn.Module):
     """SPADE residual block: (SPADE → LeakyReLU → conv) ×2, plus a learned 1×1 shortcut when fin ≠ fout."""
 
-    def __init__(self, fin: int, fout: int, fmiddle: int, label_channels: int, *, hidden: int, norm: str,
-                 learned_shortcut: bool) -> None:
+    def __init__(
+        self,
+        fin: int,
+        fout: int,
+        fmiddle: int,
+        label_channels: int,
+        *,
+        hidden: int,
+        norm: str,
+        learned_shortcut: bool,
+    ) -> None:
         super().__init__()
         self.learned_shortcut = learned_shortcut
         self.conv_0 = ElasticConv2d(fin, fmiddle, 3, padding=1)
@@ -50,8 +65,9 @@ class SPADEResnetBlock(nn.Module):
             self.conv_s = ElasticConv2d(fin, fout, 1, bias=False)
             self.norm_s = SPADE(fin, label_channels, hidden, norm)
 
-    def forward(self, x: torch.Tensor, seg: torch.Tensor, middle: int | None = None,
-                out: int | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, seg: torch.Tensor, middle: int | None = None, out: int | None = None
+    ) -> torch.Tensor:
         if self.learned_shortcut:
             x_s = self.conv_s(self.norm_s(x, seg), out)
         else:

@@ -102,7 +102,7 @@ class _MacCounter(TorchDispatchMode):
         packet = func.overloadpacket
         if packet is aten.convolution:
             x, w = args[0], args[1]
-            transposed, groups = bool(args[6]), int(args[8])
+            transposed = bool(args[6])
             k = _numel(w.shape[2:])
             if transposed:  # weight: in × out/groups × k
                 paper = out.numel() * w.shape[0] * k
@@ -120,7 +120,11 @@ class _MacCounter(TorchDispatchMode):
             self._add(macs, macs)
         elif packet in (aten.mul, aten.mul_):
             self._add(out.numel(), out.numel())
-        elif packet in (aten.native_batch_norm, aten._native_batch_norm_legit, aten._native_batch_norm_legit_no_training):
+        elif packet in (
+            aten.native_batch_norm,
+            aten._native_batch_norm_legit,
+            aten._native_batch_norm_legit_no_training,
+        ):
             self._norm(args[1], args[0])
         elif packet is aten.native_layer_norm:
             self._norm(args[2], args[0])
@@ -143,7 +147,7 @@ def profile_model(model: nn.Module, *inputs: Any, **kwargs: Any) -> ProfileResul
         >>> g = create_generator("resnet")
         >>> r = profile_model(g, g.example_input())
         >>> r.macs_paper, r.macs_true, r.params
-        (56799264768, 49551114240, 11378179)
+        (56799264768, 49551507456, 11378179)
     """
     was_training = model.training
     model.eval()
@@ -158,7 +162,9 @@ def profile_model(model: nn.Module, *inputs: Any, **kwargs: Any) -> ProfileResul
     prefix = type(model).__name__
     layers = []
     for owner in sorted(set(counter.paper) | set(counter.true)):
-        name = owner.split(".", 1)[1] if owner.startswith(prefix + ".") else ("" if owner == prefix else owner)
+        name = (
+            owner.split(".", 1)[1] if owner.startswith(prefix + ".") else ("" if owner == prefix else owner)
+        )
         module = modules.get(name)
         n_params = sum(p.numel() for p in module.parameters(recurse=False)) if module is not None else 0
         layers.append(
@@ -181,6 +187,14 @@ def profile_model(model: nn.Module, *inputs: Any, **kwargs: Any) -> ProfileResul
     )
 
 
-def profile_generator(generator: nn.Module, size: tuple[int, int] | None = None, batch: int = 1) -> ProfileResult:
-    """Profile a gancompress generator on its family's example input (``size`` = (H, W))."""
-    return profile_model(generator, generator.example_input(size, batch))  # type: ignore[operator]
+def profile_generator(
+    generator: nn.Module, size: tuple[int, int] | None = None, batch: int = 1
+) -> ProfileResult:
+    """Profile a gancompress generator on its family's example input (``size`` = (H, W)).
+
+    A generator built on the meta device (``with torch.device("meta"): ...``) is profiled without
+    computing anything, which makes full-size counts instant.
+    """
+    param = next(generator.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    return profile_model(generator, generator.example_input(size, batch).to(device))  # type: ignore[operator]

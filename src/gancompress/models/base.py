@@ -84,7 +84,12 @@ class Generator(nn.Module):
         return out
 
     def _forward(
-        self, x: torch.Tensor, ch: dict[str, int], feats: dict[str, torch.Tensor], want: set[str], **kwargs: Any
+        self,
+        x: torch.Tensor,
+        ch: dict[str, int],
+        feats: dict[str, torch.Tensor],
+        want: set[str],
+        **kwargs: Any,
     ) -> torch.Tensor:
         raise NotImplementedError
 
@@ -143,8 +148,14 @@ def copy_sliced_weights(full: nn.Module, sub: nn.Module) -> None:
             )
             for tname, dst in tensors:
                 src = getattr(src_module, tname)
-                if isinstance(dst_module, ElasticConvTranspose2d) and tname == "weight" and dst_module.in_splits:
-                    src = src.index_select(0, segment_index(src_module.in_splits, dst_module.in_splits, src.device))
+                if (
+                    isinstance(dst_module, ElasticConvTranspose2d)
+                    and tname == "weight"
+                    and dst_module.in_splits
+                ):
+                    src = src.index_select(
+                        0, segment_index(src_module.in_splits, dst_module.in_splits, src.device)
+                    )
                 if dst.dim() == 0:
                     dst.copy_(src)
                     continue

@@ -31,8 +31,13 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         if num_layers < 1:
             raise ConfigError(f"patchgan.num_layers must be at least 1, got {num_layers}")
-        self.config = dict(in_channels=in_channels, base_width=base_width, num_layers=num_layers, norm=norm,
-                           spectral_norm=spectral_norm)
+        self.config = dict(
+            in_channels=in_channels,
+            base_width=base_width,
+            num_layers=num_layers,
+            norm=norm,
+            spectral_norm=spectral_norm,
+        )
         bias = norm_has_bias(norm) if not spectral_norm else True
         wrap = add_spectral_norm if spectral_norm else (lambda m: m)
         layers = [nn.Sequential(wrap(nn.Conv2d(in_channels, base_width, 4, 2, 1)), nn.LeakyReLU(0.2, True))]
@@ -75,10 +80,17 @@ class MultiscaleDiscriminator(nn.Module):
         spectral_norm: bool = True,
     ) -> None:
         super().__init__()
-        self.config = dict(in_channels=in_channels, base_width=base_width, num_layers=num_layers,
-                           num_scales=num_scales, norm=norm, spectral_norm=spectral_norm)
+        self.config = dict(
+            in_channels=in_channels,
+            base_width=base_width,
+            num_layers=num_layers,
+            num_scales=num_scales,
+            norm=norm,
+            spectral_norm=spectral_norm,
+        )
         self.scales = nn.ModuleList(
-            PatchDiscriminator(in_channels, base_width, num_layers, norm, spectral_norm) for _ in range(num_scales)
+            PatchDiscriminator(in_channels, base_width, num_layers, norm, spectral_norm)
+            for _ in range(num_scales)
         )
 
     def forward(self, x: torch.Tensor, return_features: bool = False):

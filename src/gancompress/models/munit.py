@@ -40,8 +40,9 @@ MUNIT_GROUPS = (
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, pad_mode: str = "reflect") -> ElasticConv2d:
-    return ElasticConv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2 if stride == 1 else 1,
-                         padding_mode=pad_mode)
+    return ElasticConv2d(
+        cin, cout, k, stride=stride, padding=(k - 1) // 2 if stride == 1 else 1, padding_mode=pad_mode
+    )
 
 
 def adain(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -101,12 +102,20 @@ class MunitGenerator(Generator):
         padding: str = "reflect",
     ) -> None:
         if num_downsample != 2:
-            raise ConfigError(f"munit.num_downsample must be 2 (the 10-number architecture), got {num_downsample}")
+            raise ConfigError(
+                f"munit.num_downsample must be 2 (the 10-number architecture), got {num_downsample}"
+            )
         if style_downsample < 2:
             raise ConfigError(f"munit.style_downsample must be at least 2, got {style_downsample}")
         options = dict(
-            in_channels=in_channels, out_channels=out_channels, base_width=base_width, style_dim=style_dim,
-            num_downsample=num_downsample, num_res=num_res, style_downsample=style_downsample, mlp_dim=mlp_dim,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            base_width=base_width,
+            style_dim=style_dim,
+            num_downsample=num_downsample,
+            num_res=num_res,
+            style_downsample=style_downsample,
+            mlp_dim=mlp_dim,
             padding=padding,
         )
         super().__init__(arch, options)
@@ -114,10 +123,15 @@ class MunitGenerator(Generator):
         pad = {"reflect": "reflect", "zero": "zeros", "replicate": "replicate"}[padding]
         # style encoder (no normalisation, as MUNIT)
         self.style_stem = _conv(in_channels, ch["style_stem"], 7, pad_mode=pad)
-        self.style_down = nn.ModuleList([_conv(ch["style_stem"], ch["style_down1"], 4, 2, pad),
-                                         _conv(ch["style_down1"], ch["style_down"], 4, 2, pad)])
-        self.style_down.extend(_conv(ch["style_down"], ch["style_down"], 4, 2, pad)
-                               for _ in range(style_downsample - 2))
+        self.style_down = nn.ModuleList(
+            [
+                _conv(ch["style_stem"], ch["style_down1"], 4, 2, pad),
+                _conv(ch["style_down1"], ch["style_down"], 4, 2, pad),
+            ]
+        )
+        self.style_down.extend(
+            _conv(ch["style_down"], ch["style_down"], 4, 2, pad) for _ in range(style_downsample - 2)
+        )
         self.style_out = ElasticConv2d(ch["style_down"], style_dim, 1)
         # content encoder (InstanceNorm without affine)
         self.content_stem = _conv(in_channels, ch["content_stem"], 7, pad_mode=pad)
@@ -126,9 +140,13 @@ class MunitGenerator(Generator):
         self.content_down1_norm = create_norm("instance", ch["content_down1"])
         self.content_down2 = _conv(ch["content_down1"], ch["content"], 4, 2, pad)
         self.content_down2_norm = create_norm("instance", ch["content"])
-        self.enc_blocks = nn.ModuleList(ContentResBlock(ch["content"], ch["enc_hidden"], pad) for _ in range(num_res))
+        self.enc_blocks = nn.ModuleList(
+            ContentResBlock(ch["content"], ch["enc_hidden"], pad) for _ in range(num_res)
+        )
         # decoder: AdaIN residual blocks, then upsample + 5×5 conv + layer norm twice, then 7×7 conv
-        self.dec_blocks = nn.ModuleList(AdainResBlock(ch["content"], ch["dec_hidden"], pad) for _ in range(num_res))
+        self.dec_blocks = nn.ModuleList(
+            AdainResBlock(ch["content"], ch["dec_hidden"], pad) for _ in range(num_res)
+        )
         self.up1 = _conv(ch["content"], ch["up1"], 5, pad_mode=pad)
         self.up1_norm = ElasticLayerNorm2d(ch["up1"])
         self.up2 = _conv(ch["up1"], ch["up2"], 5, pad_mode=pad)
@@ -166,7 +184,9 @@ class MunitGenerator(Generator):
             h = block(h, ch["enc_hidden"])
         return h
 
-    def decode(self, content: torch.Tensor, style: torch.Tensor, ch: dict[str, int] | None = None) -> torch.Tensor:
+    def decode(
+        self, content: torch.Tensor, style: torch.Tensor, ch: dict[str, int] | None = None
+    ) -> torch.Tensor:
         ch = ch or self.channels()
         h = style
         for layer in self.mlp:

@@ -38,13 +38,22 @@ class ResnetBlock(nn.Module):
     """conv → norm → ReLU → (dropout) → conv → norm, plus the identity; the inner width is elastic."""
 
     def __init__(
-        self, trunk: int, hidden: int, *, separable: bool, norm: str, norm_affine: bool | None,
-        padding_mode: str, dropout: float,
+        self,
+        trunk: int,
+        hidden: int,
+        *,
+        separable: bool,
+        norm: str,
+        norm_affine: bool | None,
+        padding_mode: str,
+        dropout: float,
     ) -> None:
         super().__init__()
         bias = norm_has_bias(norm, norm_affine)
         if separable:
-            kw = dict(padding=1, padding_mode=padding_mode, norm=norm, norm_affine=bool(norm_affine), bias=bias)
+            kw = dict(
+                padding=1, padding_mode=padding_mode, norm=norm, norm_affine=bool(norm_affine), bias=bias
+            )
             self.conv1: nn.Module = ElasticSeparableConv2d(trunk, hidden, 3, **kw)
             self.conv2: nn.Module = ElasticSeparableConv2d(hidden, trunk, 3, **kw)
         else:
@@ -93,8 +102,15 @@ class ResnetGenerator(Generator):
         if num_blocks < 3:
             raise ConfigError(f"resnet.num_blocks must be at least 3 (three width groups), got {num_blocks}")
         options = dict(
-            in_channels=in_channels, out_channels=out_channels, base_width=base_width, num_blocks=num_blocks,
-            separable=separable, norm=norm, norm_affine=norm_affine, padding=padding, dropout=dropout,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            base_width=base_width,
+            num_blocks=num_blocks,
+            separable=separable,
+            norm=norm,
+            norm_affine=norm_affine,
+            padding=padding,
+            dropout=dropout,
         )
         super().__init__(arch, options)
         ch = self.arch.channels(self.width_groups)
@@ -108,8 +124,13 @@ class ResnetGenerator(Generator):
         self.down2_norm = create_norm(norm, ch["trunk"], affine=norm_affine)
         self.blocks = nn.ModuleList(
             ResnetBlock(
-                ch["trunk"], ch[self.block_group(i)], separable=separable, norm=norm, norm_affine=norm_affine,
-                padding_mode=pad, dropout=dropout,
+                ch["trunk"],
+                ch[self.block_group(i)],
+                separable=separable,
+                norm=norm,
+                norm_affine=norm_affine,
+                padding_mode=pad,
+                dropout=dropout,
             )
             for i in range(num_blocks)
         )

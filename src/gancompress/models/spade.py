@@ -91,9 +91,15 @@ class SpadeGenerator(Generator):
             raise ConfigError(f"spade.num_upsampling_layers must be 'normal' or 'more', got {num_up!r}")
         size = tuple(size) if size is not None else (p.size if p else (256, 256))
         options = dict(
-            preset=preset, label_channels=label_channels, out_channels=out_channels, base_width=base_width,
-            num_upsampling_layers=num_up, spade_hidden=spade_hidden, param_free_norm=param_free_norm,
-            spectral_norm=spectral_norm, size=list(size),
+            preset=preset,
+            label_channels=label_channels,
+            out_channels=out_channels,
+            base_width=base_width,
+            num_upsampling_layers=num_up,
+            spade_hidden=spade_hidden,
+            param_free_norm=param_free_norm,
+            spectral_norm=spectral_norm,
+            size=list(size),
         )
         super().__init__(arch, options)
         ch = self.arch.channels(self.width_groups)
@@ -101,12 +107,18 @@ class SpadeGenerator(Generator):
         t = ch["trunk"]
         self.fc = ElasticConv2d(label_channels, t, 3, padding=1)
         self.head_0 = SPADEResnetBlock(t, t, ch["head_0"], label_channels, learned_shortcut=False, **kw)
-        self.G_middle_0 = SPADEResnetBlock(t, t, ch["G_middle_0"], label_channels, learned_shortcut=False, **kw)
-        self.G_middle_1 = SPADEResnetBlock(t, t, ch["G_middle_1"], label_channels, learned_shortcut=False, **kw)
+        self.G_middle_0 = SPADEResnetBlock(
+            t, t, ch["G_middle_0"], label_channels, learned_shortcut=False, **kw
+        )
+        self.G_middle_1 = SPADEResnetBlock(
+            t, t, ch["G_middle_1"], label_channels, learned_shortcut=False, **kw
+        )
         prev = t
         ups = []
         for name in ("up_0", "up_1", "up_2", "up_3"):
-            ups.append(SPADEResnetBlock(prev, ch[name], ch[name], label_channels, learned_shortcut=True, **kw))
+            ups.append(
+                SPADEResnetBlock(prev, ch[name], ch[name], label_channels, learned_shortcut=True, **kw)
+            )
             prev = ch[name]
         self.up_0, self.up_1, self.up_2, self.up_3 = ups
         self.conv_img = ElasticConv2d(prev, out_channels, 3, padding=1)

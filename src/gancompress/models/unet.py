@@ -45,8 +45,13 @@ class UnetGenerator(Generator):
         if num_downs < 5:
             raise ConfigError(f"unet.num_downs must be at least 5, got {num_downs}")
         options = dict(
-            in_channels=in_channels, out_channels=out_channels, base_width=base_width, num_downs=num_downs,
-            norm=norm, norm_affine=norm_affine, dropout=dropout,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            base_width=base_width,
+            num_downs=num_downs,
+            norm=norm,
+            norm_affine=norm_affine,
+            dropout=dropout,
         )
         super().__init__(arch, options)
         w = list(self.arch.channels(self.width_groups).values())  # w[0] .. w[n-1]
@@ -91,8 +96,12 @@ class UnetGenerator(Generator):
     def forward(self, x, arch=None, features=(), **kwargs):  # feature_points is per instance here
         unknown = set(features) - set(self.feature_points)
         if unknown:
-            raise ConfigError(f"unknown feature point(s) {sorted(unknown)} for unet; known: {list(self.feature_points)}")
-        return super().forward(x, arch, (), **kwargs) if not features else self._with_features(x, arch, features)
+            raise ConfigError(
+                f"unknown feature point(s) {sorted(unknown)} for unet; known: {list(self.feature_points)}"
+            )
+        return (
+            super().forward(x, arch, (), **kwargs) if not features else self._with_features(x, arch, features)
+        )
 
     def _with_features(self, x, arch, features):
         feats: dict[str, torch.Tensor] = {}

@@ -5,6 +5,7 @@ A run killed at any moment leaves either the old file or the new one, never half
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -23,10 +24,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return path
 
