@@ -1,0 +1,112 @@
+"""Reading image files: listing folders, converting every mode to RGB, and unreadable-file policy.
+
+Users' folders hold whatever their tools wrote: grayscale scans, palette PNGs, RGBA exports, 16-bit
+maps. Everything becomes 8-bit RGB here so the datasets never see a mode they do not expect.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+
+IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
+OnError = Literal["raise", "skip"]
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMG_EXTENSIONS and not path.name.startswith(".")
+
+
+def list_images(folder: str | Path, *, what: str = "images") -> list[Path]:
+    """Sorted image files directly inside ``folder``; a missing folder or one without images is an error.
+
+    Example:
+        >>> list_images("datasets/facades/train", what="paired A|B images")
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{what}: folder {folder} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise DataError(f"{what}: folder {folder} contains no images ({', '.join(IMG_EXTENSIONS)})")
+    return files
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    # Transparent pixels are composited on white: glyphs, icons and maps exported with alpha are drawn
+    # on a light page, and their hidden RGB under alpha=0 is often arbitrary (black) garbage.
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.size and arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGBa"):
+        rgba = img.convert("RGBA")
+        page = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(page, rgba).convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Decode ``path`` fully into an 8-bit RGB image; a file that cannot be decoded raises DataError naming it."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return _to_rgb(img)
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+
+
+def load_label(path: str | Path) -> Image.Image:
+    """Decode a label or instance map as integers (mode ``L`` or ``I``) without any colour conversion."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("L", "I", "P"):
+                return img.convert("L") if img.mode == "P" else img.copy()
+            if img.mode.startswith("I;16"):
+                return Image.fromarray(np.asarray(img, dtype=np.int32), "I")
+            if img.mode in ("RGB", "RGBA"):
+                # A label map saved as RGB with equal channels: keep one channel; coloured maps are not ids.
+                arr = np.asarray(img.convert("RGB"))
+                if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+                    raise DataError(
+                        f"label map {path} is a colour image; save class ids as a single-channel (L or P) PNG"
+                    )
+                return Image.fromarray(arr[..., 0], "L")
+            raise DataError(f"label map {path} has unsupported mode {img.mode}")
+    except FileNotFoundError:
+        raise DataError(f"label map {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read label map {path}: {exc}") from exc
+
+
+class SkipPolicy:
+    """Remembers unreadable files and warns once for each, for datasets built with ``on_error="skip"``."""
+
+    def __init__(self, on_error: OnError) -> None:
+        if on_error not in ("raise", "skip"):
+            raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.on_error = on_error
+        self.bad: set[str] = set()
+
+    def failed(self, exc: DataError, path: Path | str) -> None:
+        """Re-raise under ``raise``; under ``skip`` warn (once per file) and let the caller move on."""
+        if self.on_error == "raise":
+            raise exc
+        if str(path) not in self.bad:
+            self.bad.add(str(path))
+            warnings.warn(f"skipping unreadable image: {exc}", RuntimeWarning, stacklevel=3)
