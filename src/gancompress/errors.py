@@ -29,3 +29,7 @@ class DataError(GanCompressError):
 
 class BudgetError(GanCompressError):
     """A MACs or latency budget that no candidate network can meet."""
+
+
+class StorageError(GanCompressError, OSError):
+    """An output cannot be written (read-only or full disk); earlier files are left intact."""

@@ -125,3 +125,32 @@ def test_crafted_pickle_is_refused(tmp_path):
     torch.save({"model.1.weight": Evil()}, path)
     with pytest.raises(CheckpointError, match="refused"):
         import_official_generator(path)
+
+
+def test_full_disk_keeps_the_previous_model(tmp_path, monkeypatch):
+    import errno
+
+    from gancompress.errors import StorageError
+    from gancompress.export import saved
+
+    g = create_generator("resnet", base_width=4)
+    save_generator(g, tmp_path / "g")
+    before = (tmp_path / "g" / "model.safetensors").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(saved, "save_file", full)
+    with pytest.raises(StorageError, match="No space left"):
+        save_generator(create_generator("resnet", base_width=4, arch="2_2_2_2_2_2_2_2"), tmp_path / "g")
+    assert (tmp_path / "g" / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
+
+
+def test_unwritable_parent_is_a_clear_error(tmp_path):
+    from gancompress.errors import StorageError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot write"):
+        save_generator(create_generator("resnet", base_width=4), blocker / "g")

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, StorageError
 from ..models import GENERATORS, Generator
 
 FORMAT = "gancompress.generator"
@@ -44,12 +44,15 @@ def save_generator(
             "remove spectral norm (generator.remove_spectral_norm()) before saving a generator"
         )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, **generator.get_config()}
     if extra:
         config["meta"] = extra
     tensors = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
@@ -65,8 +68,10 @@ def save_generator(
             shutil.rmtree(old)
         else:
             tmp.rename(path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return path
 
