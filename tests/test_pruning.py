@@ -4,7 +4,6 @@ channels that are dead (zero producer and zero norm scale) does not change the o
 import pytest
 import torch
 
-from conftest import TINY_GENERATORS, family_of
 from gancompress.errors import ArchSpecError
 from gancompress.models import create_generator
 from gancompress.pruning import (
@@ -14,6 +13,7 @@ from gancompress.pruning import (
     prune_by_importance,
     prune_generator,
 )
+from tiny import TINY_GENERATORS, family_of
 
 
 def _random(key):

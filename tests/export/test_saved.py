@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY_GENERATORS, family_of
 from gancompress.errors import CheckpointError
 from gancompress.export.official import import_official_generator
 from gancompress.export.saved import load_generator, save_generator
 from gancompress.models import create_generator
 from reference.pix2pix_networks import ResnetGenerator, UnetGenerator
+from tiny import TINY_GENERATORS, family_of
 
 
 @pytest.mark.parametrize("key", sorted(TINY_GENERATORS))

@@ -4,11 +4,11 @@ the supernet = subnet invariant, and MACs against a hand-computed formula."""
 import pytest
 import torch
 
-from conftest import TINY_GENERATORS, family_of
 from gancompress.arch import ArchSpec
 from gancompress.errors import ArchSpecError, ConfigError
 from gancompress.metrics.profile import profile_generator
 from gancompress.models import create_discriminator, create_generator, list_discriminators, list_generators
+from tiny import TINY_GENERATORS, family_of
 
 
 def test_every_registered_family_has_a_tiny_config():

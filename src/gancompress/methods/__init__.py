@@ -1,5 +1,6 @@
 """Compression methods behind one small protocol (see ``base``)."""
 
+from . import gan_compression  # noqa: F401
 from .base import (
     METHODS,
     CompressionResult,

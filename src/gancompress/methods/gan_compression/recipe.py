@@ -1,0 +1,222 @@
+"""The GAN Compression / Fast GAN Compression recipe: frozen dataclasses read from YAML.
+
+Every hyperparameter lives in the YAML recipes under ``configs/methods/gan_compression/`` and
+``configs/methods/fast_gan_compression/``; these classes only say which fields exist and check them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ...config import CONFIG_VERSION, apply_overrides, from_dict, load_yaml
+from ...errors import ConfigError
+
+GAN_MODES = ("hinge", "lsgan", "vanilla")
+METRICS = ("psnr", "l1", "fid", "kid", "miou")
+
+
+def _positive(where: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{where} must be positive, got {value}")
+
+
+def _non_negative(where: str, value: float) -> None:
+    if value < 0:
+        raise ConfigError(f"{where} must be non-negative, got {value}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How the dataset is read: its layout, the training crop, and the slice held out for the search."""
+
+    kind: str = "auto"  # auto | paired | unpaired | semantic (see gancompress.data.build_dataset)
+    direction: Literal["AtoB", "BtoA"] = "AtoB"
+    load_size: int = 286
+    crop_size: int = 256
+    preprocess: str = "resize_and_crop"
+    flip: bool = True
+    batch_size: int = 1
+    num_workers: int = 0
+    holdout: int = 64  # training images kept out of training and used to score search candidates
+    num_classes: int | None = None  # semantic datasets without a metadata file
+
+    def __post_init__(self) -> None:
+        _positive("data.load_size", self.load_size)
+        _positive("data.crop_size", self.crop_size)
+        _positive("data.batch_size", self.batch_size)
+        _non_negative("data.holdout", self.holdout)
+        _non_negative("data.num_workers", self.num_workers)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights of the distillation objective (the paper's per-task values are recipe defaults)."""
+
+    recon: float = 100.0
+    recon_target: Literal["ground_truth", "teacher"] = "ground_truth"
+    distill: float = 1.0
+    points: tuple[str, ...] | None = None  # feature points to distil (None: the family's usual ones)
+    gan: float = 1.0
+    gan_mode: Literal["hinge", "lsgan", "vanilla"] = "hinge"
+    feature_matching: float = 0.0  # GauGAN: L1 between discriminator features of real and fake
+    vgg: float = 0.0  # GauGAN: VGG perceptual loss against the ground truth
+    style: float = 0.0  # MUNIT: L1 between student and teacher style codes
+
+    def __post_init__(self) -> None:
+        for name in ("recon", "distill", "gan", "feature_matching", "vgg", "style"):
+            _non_negative(f"loss.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """The student's discriminator; ``init_from`` is the teacher's discriminator (safetensors)."""
+
+    name: Literal["patchgan", "multiscale"] = "patchgan"
+    base_width: int = 64
+    num_layers: int = 3
+    num_scales: int = 2
+    norm: str = "batch"
+    spectral_norm: bool = False
+    conditional: bool = True  # sees input and output side by side (pix2pix, GauGAN), else output only
+    init_from: str | None = None
+
+    def __post_init__(self) -> None:
+        _positive("discriminator.base_width", self.base_width)
+        _positive("discriminator.num_layers", self.num_layers)
+        _positive("discriminator.num_scales", self.num_scales)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage: epochs at constant LR, then epochs of linear decay, and the optimisers."""
+
+    epochs: int = 0
+    decay_epochs: int = 0
+    max_steps: int | None = None  # caps the stage (quick runs); None: the epochs decide
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        _non_negative("epochs", self.epochs)
+        _non_negative("decay_epochs", self.decay_epochs)
+        if self.max_steps is not None:
+            _non_negative("max_steps", self.max_steps)
+        _positive("lr_g", self.lr_g)
+        _positive("lr_d", self.lr_d)
+        _positive("checkpoint_every", self.checkpoint_every)
+        _positive("log_every", self.log_every)
+
+    @property
+    def enabled(self) -> bool:
+        return self.epochs + self.decay_epochs > 0 and self.max_steps != 0
+
+
+@dataclass(frozen=True)
+class MobileTeacherConfig:
+    """GAN Compression's first stage: a separable ("mobile") teacher distilled from the original.
+
+    ``path`` accepts an already trained one (a saved generator directory) instead of training it.
+    Families without a separable variant use the original teacher itself in this role.
+    """
+
+    path: str | None = None
+    base_width: int | None = None  # None: the teacher's base width
+    train: StageConfig = field(default_factory=StageConfig)
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """The once-for-all student: its search space, sampling rule and training stage."""
+
+    search_space: dict[str, Any] | str = field(default_factory=dict)
+    sampling: Literal["uniform", "sandwich"] = "uniform"
+    separable: bool | None = None  # ResNet: the student's blocks (None: separable, as the paper)
+    train: StageConfig = field(default_factory=StageConfig)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How the subnet is chosen: exhaustive (GAN Compression) or evolutionary (Fast GAN Compression)."""
+
+    strategy: Literal["exhaustive", "evolution"] = "evolution"
+    metric: Literal["psnr", "l1", "fid", "kid", "miou"] = "fid"
+    metric_target: Literal["ground_truth", "teacher"] = "ground_truth"  # psnr / l1 compare against this
+    budget_macs: float | None = None  # paper-convention MACs at ``image_size``
+    budget_latency_ms: float | None = None
+    ratio: float | None = None  # budget as a fraction of the teacher's paper MACs
+    image_size: tuple[int, int] | None = None  # (H, W) for MACs and latency; None: data.crop_size square
+    population: int = 100
+    generations: int = 500
+    parent_ratio: float = 0.25
+    mutation_ratio: float = 0.5
+    mutate_prob: float = 0.3
+    max_candidates: int | None = None  # exhaustive: refuse spaces with more feasible archs than this
+    calibration_batches: int = 10  # BatchNorm statistics recomputed on this many training batches
+    eval_batch_size: int = 8
+    latency_repeats: int = 10
+    latency_warmup: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("search.population", self.population)
+        _non_negative("search.generations", self.generations)
+        if not 0 < self.parent_ratio <= 1:
+            raise ConfigError(f"search.parent_ratio must be in (0, 1], got {self.parent_ratio}")
+        if not 0 <= self.mutation_ratio <= 1:
+            raise ConfigError(f"search.mutation_ratio must be in [0, 1], got {self.mutation_ratio}")
+        if not 0 <= self.mutate_prob <= 1:
+            raise ConfigError(f"search.mutate_prob must be in [0, 1], got {self.mutate_prob}")
+        given = [n for n in ("budget_macs", "budget_latency_ms", "ratio") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"search: give one budget, not {given}")
+        for n in given:
+            _positive(f"search.{n}", getattr(self, n))
+        _non_negative("search.calibration_batches", self.calibration_batches)
+        _positive("search.eval_batch_size", self.eval_batch_size)
+        _positive("search.latency_repeats", self.latency_repeats)
+
+
+@dataclass(frozen=True)
+class GanCompressionRecipe:
+    """A whole GAN Compression / Fast GAN Compression run."""
+
+    version: int = CONFIG_VERSION
+    task: str = ""  # a label for reports (e.g. "edges2shoes pix2pix")
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    mobile_teacher: MobileTeacherConfig = field(default_factory=MobileTeacherConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    finetune: StageConfig = field(default_factory=StageConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.version > CONFIG_VERSION:
+            raise ConfigError(
+                f"recipe version {self.version} is newer than this gancompress ({CONFIG_VERSION})"
+            )
+        if not self.supernet.search_space:
+            raise ConfigError("supernet.search_space: give the width choices of every width group")
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        if self.search.image_size is not None:
+            return tuple(self.search.image_size)  # type: ignore[return-value]
+        return (self.data.crop_size, self.data.crop_size)
+
+
+def load_recipe(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> GanCompressionRecipe:
+    """Read a recipe YAML (with ``a.b=v`` overrides) into a validated :class:`GanCompressionRecipe`.
+
+    Example:
+        >>> r = load_recipe("configs/methods/fast_gan_compression/fonts.yaml", ["search.population=20"])
+    """
+    data = apply_overrides(load_yaml(path), list(overrides))
+    return from_dict(GanCompressionRecipe, data, str(path))

@@ -1,0 +1,165 @@
+"""A once-for-all search space as plain data: the width choices of every width group.
+
+Written per group at the scale of ``base_width`` (the numbers of an :class:`ArchSpec`), e.g. the
+official ResNet ``channels-48`` space. The compact string form joins a group's choices with ``|`` and
+the groups with ``_``::
+
+    48|32_48|32_48|40|32_48|40|32_48|40|32_48|40|32_48|32|24|16_48|32|24|16
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from ...arch import ArchSpec
+from ...errors import ArchSpecError, ConfigError
+from ...models.base import Generator
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Width choices per width group of one generator family (each sorted, largest first).
+
+    Example:
+        >>> space = SearchSpace.parse("resnet", RESNET_GROUP_NAMES, "16|8_16_16_16_16_16_16_16|8")
+        >>> space.size, str(space.largest()), str(space.smallest())
+        (4, '16_16_16_16_16_16_16_16', '8_16_16_16_16_16_16_8')
+    """
+
+    family: str
+    groups: tuple[str, ...]
+    choices: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        groups = tuple(self.groups)
+        choices = tuple(tuple(sorted(set(c), reverse=True)) for c in self.choices)
+        if len(groups) != len(choices):
+            raise ArchSpecError(
+                f"search space for {self.family!r}: {len(choices)} choice lists for {len(groups)} width groups"
+            )
+        for name, options in zip(groups, choices):
+            if not options:
+                raise ArchSpecError(f"search space for {self.family!r}: group {name!r} has no choices")
+            for w in options:
+                if isinstance(w, bool) or not isinstance(w, int) or w <= 0:
+                    raise ArchSpecError(
+                        f"search space for {self.family!r}: group {name!r} choice {w!r} must be a positive int"
+                    )
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "choices", choices)
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(
+        cls,
+        family: str,
+        groups: Sequence[str],
+        mapping: Mapping[str, Sequence[int]],
+        where: str = "search_space",
+    ) -> SearchSpace:
+        """Build from ``{group: [choices]}`` (every group must be named once)."""
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of width group to choices, got {mapping!r}")
+        unknown = sorted(set(mapping) - set(groups))
+        missing = [g for g in groups if g not in mapping]
+        if unknown or missing:
+            raise ConfigError(
+                f"{where}: groups of {family!r} are {list(groups)}; unknown {unknown}, missing {missing}"
+            )
+        choices = []
+        for g in groups:
+            value = mapping[g]
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = [value]
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{where}.{g}: expected a list of widths, got {value!r}")
+            try:
+                choices.append(tuple(value))
+            except TypeError:
+                raise ConfigError(f"{where}.{g}: expected a list of widths, got {value!r}") from None
+        try:
+            return cls(family, tuple(groups), tuple(choices))
+        except ArchSpecError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    @classmethod
+    def for_generator(
+        cls, generator: Generator, spec: Mapping[str, Sequence[int]] | str, where: str = "search_space"
+    ) -> SearchSpace:
+        """The space of ``generator``'s family from a mapping or the compact string form."""
+        groups = tuple(g.name for g in generator.width_groups)
+        if isinstance(spec, str):
+            return cls.parse(generator.family, groups, spec)
+        return cls.from_mapping(generator.family, groups, spec, where)
+
+    @classmethod
+    def parse(cls, family: str, groups: Sequence[str], text: str) -> SearchSpace:
+        """Read the compact ``48|32_48|32_…`` form."""
+        if not isinstance(text, str) or not text.strip():
+            raise ArchSpecError(f"search space string for {family!r} is empty")
+        parts = text.strip().split("_")
+        if len(parts) != len(groups):
+            raise ArchSpecError(
+                f"search space {text!r} has {len(parts)} groups; {family!r} has {len(groups)} ({'_'.join(groups)})"
+            )
+        try:
+            choices = tuple(tuple(int(c) for c in part.split("|")) for part in parts)
+        except ValueError:
+            raise ArchSpecError(
+                f"search space {text!r}: each group is integers joined by '|', groups joined by '_'"
+            ) from None
+        return cls(family, tuple(groups), choices)
+
+    def __str__(self) -> str:
+        return "_".join("|".join(str(c) for c in options) for options in self.choices)
+
+    def to_mapping(self) -> dict[str, list[int]]:
+        return {g: list(c) for g, c in zip(self.groups, self.choices)}
+
+    # -- data operations -------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Number of distinct architectures."""
+        return math.prod(len(c) for c in self.choices)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def largest(self) -> ArchSpec:
+        return ArchSpec(self.family, tuple(c[0] for c in self.choices))
+
+    def smallest(self) -> ArchSpec:
+        return ArchSpec(self.family, tuple(c[-1] for c in self.choices))
+
+    def sample(self, rng: random.Random) -> ArchSpec:
+        """One width per group, each uniform over its choices (the paper's sampling rule)."""
+        return ArchSpec(self.family, tuple(rng.choice(c) for c in self.choices))
+
+    def enumerate(self) -> Iterator[ArchSpec]:
+        """Every architecture, largest first in lexicographic order of the groups."""
+        for widths in itertools.product(*self.choices):
+            yield ArchSpec(self.family, tuple(widths))
+
+    def __contains__(self, arch: object) -> bool:
+        if not isinstance(arch, ArchSpec) or arch.family != self.family:
+            return False
+        if len(arch.widths) != len(self.choices):
+            return False
+        return all(w in c for w, c in zip(arch.widths, self.choices))
+
+    def check_fits(self, generator: Generator) -> None:
+        """Raise when the space's largest architecture is wider than ``generator`` somewhere."""
+        names = tuple(g.name for g in generator.width_groups)
+        if generator.family != self.family or names != self.groups:
+            raise ArchSpecError(
+                f"search space is for {self.family!r} groups {list(self.groups)}; "
+                f"the network is {generator.family!r} with groups {list(names)}"
+            )
+        if not self.largest().fits_within(generator.arch):
+            raise ArchSpecError(
+                f"search space's largest arch {self.largest()} is wider than the network ({generator.arch})"
+            )
