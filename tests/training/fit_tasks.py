@@ -1,0 +1,105 @@
+"""Tiny Tasks and datasets for the training-loop tests (a plain module; the subprocess tests import it too)."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from gancompress.training import Callback, fit
+
+
+class NoisyPairs(Dataset):
+    """A → B = -A on 16-px images, with a random flip drawn from Python's global ``random`` (like the real data)."""
+
+    def __init__(self, n: int = 10, size: int = 16) -> None:
+        self.n, self.size = n, size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        g = torch.Generator().manual_seed(i)
+        a = torch.rand(3, self.size, self.size, generator=g) * 2 - 1
+        if random.random() > 0.5:
+            a = a.flip(-1)
+        return {"A": a, "B": -a}
+
+
+class TinyTask(nn.Module):
+    """G (two convs with dropout) against D (one conv): uses the RNG, two optimizers and a BatchNorm buffer."""
+
+    def __init__(self, nan_at: int | None = None, nan_once: bool = False) -> None:
+        super().__init__()
+        self.g = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, 3, 1)
+        )
+        self.d = nn.Conv2d(3, 1, 4, stride=2)
+        self.nan_at, self.nan_once, self.nan_fired = nan_at, nan_once, False
+
+    def configure_optimizers(self):
+        return {
+            "G": torch.optim.Adam(self.g.parameters(), lr=1e-2, betas=(0.5, 0.999)),
+            "D": torch.optim.Adam(self.d.parameters(), lr=1e-2, betas=(0.5, 0.999)),
+        }
+
+    def training_step(self, batch, step, optimizers):
+        a, b = batch["A"], batch["B"]
+        fake = self.g(a)
+        optimizers["D"].zero_grad(set_to_none=True)
+        d_real, d_fake = self.d(b), self.d(fake.detach())
+        loss_d = F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake))
+        loss_d.backward()
+        optimizers["D"].step()
+        optimizers["G"].zero_grad(set_to_none=True)
+        d_fake = self.d(fake)
+        loss_g = 10 * F.l1_loss(fake, b) + 0.1 * F.mse_loss(d_fake, torch.ones_like(d_fake))
+        if self.nan_at is not None and step == self.nan_at and not (self.nan_once and self.nan_fired):
+            self.nan_fired = True
+            loss_g = loss_g * float("nan")
+        loss_g.backward()
+        optimizers["G"].step()
+        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
+
+    @torch.no_grad()
+    def sample(self, batch):
+        was = self.training
+        self.eval()
+        out = torch.cat([batch["A"], batch["B"], self.g(batch["A"])], dim=3)
+        self.train(was)
+        return out
+
+    def generator(self):
+        return self.g
+
+
+def make_task(**kw) -> TinyTask:
+    torch.manual_seed(123)
+    return TinyTask(**kw)
+
+
+FIT_KW = dict(batch_size=2, max_steps=14, decay_from=7, checkpoint_every=3, log_every=2, progress=False)
+
+
+class Announce(Callback):
+    """Prints each finished step (the parent process kills the child at one of them)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def on_step_end(self, state, logs):
+        import time
+
+        print(f"step {state.step}", flush=True)
+        time.sleep(self.delay)
+
+
+if __name__ == "__main__":
+    # python fit_tasks.py RUN_DIR: the run a test kills with SIGKILL and resumes.
+    run_dir = Path(sys.argv[1])
+    fit(make_task(), NoisyPairs(), run_dir, tensorboard=False, callbacks=[Announce(0.05)], **FIT_KW)
