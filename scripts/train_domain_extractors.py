@@ -8,8 +8,10 @@
   penultimate features style-aware, so they also work as a domain-FID space.
 - ``fashion``: the 10 Fashion-MNIST classes, trained on its 60k training images (needs the Debian
   package dataset-fashion-mnist); content accuracy = share of generated images of the target class.
+- ``labels2sat``: a small U-Net segmenting satellite tiles into the dataset's 7 label classes, trained
+  on its training tiles and scored (mIoU) on the held-out longitude band; written to ``assets/segmenters``.
 
-Usage: python scripts/train_domain_extractors.py fonts [fashion] [--epochs N] [--out DIR]
+Usage: python scripts/train_domain_extractors.py fonts [fashion] [labels2sat --data DIR] [--epochs N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def render_augmented(face: Path, cp: int, rng: random.Random) -> np.ndarray | No
     if arr is None:
         return None
     dx, dy = rng.randint(-4, 4), rng.randint(-3, 3)
-    return np.asarray(Image.fromarray(arr).transform(arr.shape[::-1], Image.AFFINE, (1, 0, -dx, 0, 1, -dy), fillcolor=255))
+    return np.asarray(
+        Image.fromarray(arr).transform(arr.shape[::-1], Image.AFFINE, (1, 0, -dx, 0, 1, -dy), fillcolor=255)
+    )
 
 
 def to_batch(arrs: list[np.ndarray]) -> torch.Tensor:
@@ -57,7 +61,9 @@ def to_batch(arrs: list[np.ndarray]) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1)
 
 
-def fit(model, x: torch.Tensor, targets: dict[str, torch.Tensor], epochs: int, batch: int = 128, lr: float = 3e-3):
+def fit(
+    model, x: torch.Tensor, targets: dict[str, torch.Tensor], epochs: int, batch: int = 128, lr: float = 3e-3
+):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -87,7 +93,9 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, head: str) -> float:
 
 def save(model, info: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items() if v.is_floating_point()}
+    state = {
+        k: v.detach().half().contiguous() for k, v in model.state_dict().items() if v.is_floating_point()
+    }
     state.update({k: v for k, v in model.state_dict().items() if not v.is_floating_point()})
     save_file(state, str(out / f"{info['name']}.safetensors"))
     info["torch"] = torch.__version__
@@ -121,11 +129,19 @@ def train_fonts(epochs: int, copies: int, out: Path) -> None:
     # the untransformed target glyphs, and a face never seen in training.
     heldout = {}
     eval_rng = random.Random(12345)
-    for label, face in (("target_face_augmented", TARGET_FONT), ("source_face_augmented", SOURCE_FONT), ("unseen_face_" + HELD_OUT_FACE, HELD_OUT_FACE)):
+    for label, face in (
+        ("target_face_augmented", TARGET_FONT),
+        ("source_face_augmented", SOURCE_FONT),
+        ("unseen_face_" + HELD_OUT_FACE, HELD_OUT_FACE),
+    ):
         covered = font_codepoints(fdir / face)
-        pairs = [(render_augmented(fdir / face, cp, eval_rng), class_of[cp]) for cp in classes if cp in covered]
+        pairs = [
+            (render_augmented(fdir / face, cp, eval_rng), class_of[cp]) for cp in classes if cp in covered
+        ]
         pairs = [(a, c) for a, c in pairs if a is not None]
-        heldout[label] = accuracy(model, to_batch([a for a, _ in pairs]), torch.tensor([c for _, c in pairs]), "char")
+        heldout[label] = accuracy(
+            model, to_batch([a for a, _ in pairs]), torch.tensor([c for _, c in pairs]), "char"
+        )
     plain = [render_glyph(fdir / TARGET_FONT, chr(cp), GLYPH_SIZE) for cp in classes]
     heldout["target_face_plain"] = accuracy(model, to_batch(plain), torch.arange(len(classes)), "char")
     print("fonts held-out accuracy:", json.dumps(heldout, indent=1))
@@ -180,11 +196,89 @@ def train_fashion(epochs: int, out: Path) -> None:
     }, out)  # fmt: skip
 
 
+def train_labels2sat(epochs: int, data: Path | None, out: Path) -> None:
+    """The labels2sat segmenter: satellite tile → the 7 label classes, trained on the training tiles."""
+    from torch.utils.data import DataLoader
+
+    from gancompress.data import TransformConfig, build_dataset, read_metadata
+    from gancompress.metrics.segmentation import ARCH as SEG_ARCH
+    from gancompress.metrics.segmentation import build_segmentation_net, confusion_matrix, mean_iou
+
+    if data is None:
+        raise SystemExit(
+            "labels2sat needs --data DIR (made by 'gancompress data prepare labels2sat --out DIR')"
+        )
+    info = read_metadata(data) or {}
+    num_classes = int(info["num_classes"])
+    size = 128  # a quarter of the tiles' pixels: coastlines and relief zones are still resolved
+
+    def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        ds = build_dataset(data, "semantic", split, TransformConfig.for_eval(size), use_instance=False)
+        xs, ys = [], []
+        for batch in DataLoader(ds, batch_size=64):
+            xs.append(batch["image"])
+            ys.append(batch["label"][:, :num_classes].argmax(1))
+        return torch.cat(xs), torch.cat(ys)
+
+    x_train, y_train = load("train")
+    x_test, y_test = load("test")
+    print(f"labels2sat: {len(x_train)} training tiles, {len(x_test)} held-out tiles, {num_classes} classes")
+    arch = {"name": SEG_ARCH, "in_size": size, "widths": [16, 32, 64, 96], "num_classes": num_classes}
+    torch.manual_seed(0)
+    model = build_segmentation_net(arch)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    batch = 16
+    steps = epochs * ((len(x_train) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        total = 0.0
+        for i in range(0, len(x_train), batch):
+            idx = perm[i : i + batch]
+            xb, yb = x_train[idx], y_train[idx]
+            if torch.rand(1, generator=gen).item() < 0.5:  # the training pipeline flips tiles
+                xb, yb = xb.flip(-1), yb.flip(-1)
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        print(f"  epoch {epoch + 1}/{epochs} loss {total / len(x_train):.4f}", flush=True)
+    model.eval()
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    with torch.no_grad():
+        for i in range(0, len(x_test), 32):
+            conf += confusion_matrix(model(x_test[i : i + 32]).argmax(1), y_test[i : i + 32], num_classes)
+    miou, per_class = mean_iou(conf)
+    pixel_acc = float(np.trace(conf) / conf.sum())
+    print(f"labels2sat held-out (test longitude band) mIoU {miou:.4f}, pixel accuracy {pixel_acc:.4f}")
+    save(model, {
+        "name": "labels2sat",
+        "kind": "segmenter",
+        "arch": arch,
+        "classes": list(info.get("class_names", range(num_classes))),
+        "dataset": {"name": "labels2sat", "training_data": f"{len(x_train)} training tiles of labels2sat at {size} px, "
+                    f"test longitude band {info.get('test_longitude_band')} held out", "counts": info.get("counts")},
+        "accuracy": {"heldout_miou": miou, "heldout_pixel_accuracy": pixel_acc, "heldout_per_class_iou": per_class},
+        "epochs": epochs,
+        "seed": 0,
+        "trained_by": "scripts/train_domain_extractors.py labels2sat --data DIR",
+    }, out.parent / "segmenters")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="+", choices=("fonts", "fashion"))
-    parser.add_argument("--epochs", type=int, help="default: fonts 10, fashion 4")
-    parser.add_argument("--copies", type=int, default=4, help="fonts: augmented renderings per character and face")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("names", nargs="+", choices=("fonts", "fashion", "labels2sat"))
+    parser.add_argument("--epochs", type=int, help="default: fonts 10, fashion 4, labels2sat 12")
+    parser.add_argument("--data", type=Path, help="labels2sat: the prepared dataset folder")
+    parser.add_argument(
+        "--copies", type=int, default=4, help="fonts: augmented renderings per character and face"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -192,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         if name == "fonts":
             train_fonts(args.epochs or 10, args.copies, args.out)
-        else:
+        elif name == "fashion":
             train_fashion(args.epochs or 4, args.out)
+        else:
+            train_labels2sat(args.epochs or 12, args.data, args.out)
         print(f"{name}: {time.perf_counter() - start:.0f} s")
     return 0
 

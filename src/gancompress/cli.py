@@ -18,6 +18,8 @@ from .errors import GanCompressError
 COMMAND_MODULES = (
     "gancompress.commands",
     "gancompress.methods.commands",
+    "gancompress.data.commands",
+    "gancompress.metrics.commands",
 )
 
 

@@ -78,7 +78,9 @@ def build_dataset(
     options.setdefault("num_classes", info.get("num_classes"))
     options.setdefault("dontcare_label", bool(info.get("dontcare_label", False)))
     if options["num_classes"] is None:
-        raise DataError(f"semantic dataset {root}: pass num_classes (no {root}/gancompress_dataset.json to read it from)")
+        raise DataError(
+            f"semantic dataset {root}: pass num_classes (no {root}/gancompress_dataset.json to read it from)"
+        )
     if direction != "AtoB":
         raise DataError("semantic datasets go from label maps to photos only (direction='AtoB')")
     return SemanticDataset(root, split, transform, on_error=on_error, **options)

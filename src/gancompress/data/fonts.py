@@ -99,7 +99,9 @@ def render_shared_glyphs(
     return Glyphs(tuple(kept), np.stack(src_imgs), np.stack(tgt_imgs))
 
 
-def split_characters(codepoints: tuple[int, ...], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+def split_characters(
+    codepoints: tuple[int, ...], test_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
     """A seeded random split of the characters into (train, test), each sorted."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -151,7 +153,7 @@ def build_font_dataset(
     same test characters, so paired metrics still work on the test split. Files are named ``U+XXXX.png``.
 
     Example:
-        >>> build_font_dataset("/tmp/fonts64", size=64)     # ~1 s, ~580 characters
+        >>> build_font_dataset("/tmp/fonts64", size=64)     # ~1 s, ~480 characters
     """
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise DataError(f"font dataset size must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}")
@@ -176,7 +178,10 @@ def build_font_dataset(
             folder.mkdir(parents=True, exist_ok=True)
             for cp in cps:
                 i = index[cp]
-                _save(np.concatenate([glyphs.source[i], glyphs.target[i]], axis=1), folder / f"{glyph_name(cp)}.png")
+                _save(
+                    np.concatenate([glyphs.source[i], glyphs.target[i]], axis=1),
+                    folder / f"{glyph_name(cp)}.png",
+                )
             splits[split] = cps
     else:
         order = list(train)

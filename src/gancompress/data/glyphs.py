@@ -43,16 +43,22 @@ def _font(path: str, px: int, index: int) -> ImageFont.FreeTypeFont:
         raise DataError(f"cannot load font {path} (face {index}): {exc}") from exc
 
 
-def render_glyph(path: str | Path, char: str, size: int, index: int = 0, em: float = EM) -> np.ndarray | None:
-    """``char`` as a (size, size) uint8 array (255 = paper), or None if it is blank or spills over the edge."""
+def render_glyph(
+    path: str | Path, char: str, size: int, index: int = 0, em: float = EM, *, centre: bool = False
+) -> np.ndarray | None:
+    """``char`` as a (size, size) uint8 array (255 = paper), or None if it is blank or spills over the edge.
+
+    ``centre=True`` centres the ink vertically too (ideographs have no baseline to keep); by default
+    glyphs share one baseline.
+    """
     font = _font(str(path), max(4, round(size * em)), index)
     left, top, right, bottom = font.getbbox(char, anchor="ls")
     if right <= left or bottom <= top:
         return None
-    baseline = round(size * BASELINE)
     # Centre the ink horizontally (italics lean, advances differ) but keep one baseline for all glyphs,
     # so that a comma stays low and an apostrophe high.
     x = (size - (right - left)) / 2 - left
+    baseline = (size - (bottom - top)) / 2 - top if centre else round(size * BASELINE)
     if top + baseline < 0 or bottom + baseline > size or right - left > size:
         return None
     canvas = Image.new("L", (size, size), 255)

@@ -82,7 +82,9 @@ def load_label(path: str | Path) -> Image.Image:
             if img.mode in ("RGB", "RGBA"):
                 # A label map saved as RGB with equal channels: keep one channel; coloured maps are not ids.
                 arr = np.asarray(img.convert("RGB"))
-                if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+                if not (
+                    np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
+                ):
                     raise DataError(
                         f"label map {path} is a colour image; save class ids as a single-channel (L or P) PNG"
                     )

@@ -70,7 +70,9 @@ class SemanticDataset(_Retrying):
         instances = {}
         if use_instance:
             instances = {p.stem: p for p in list_images(inst_dir, what=f"instance maps ({split} split)")}
-        missing = [p.name for p in labels if p.stem not in images or (use_instance and p.stem not in instances)]
+        missing = [
+            p.name for p in labels if p.stem not in images or (use_instance and p.stem not in instances)
+        ]
         if missing:
             raise DataError(
                 f"{len(missing)} label maps under {self.root / (split + '_label')} have no matching photo"
@@ -103,7 +105,9 @@ class SemanticDataset(_Retrying):
         if image.size != label.size:
             image = image.resize(label.size, T.Image.BICUBIC)
         params = T.sample_params(self.transform, label.size, random)
-        label_t = torch.from_numpy(np.array(T.apply(label, self.transform, params, nearest=True), dtype=np.int64))
+        label_t = torch.from_numpy(
+            np.array(T.apply(label, self.transform, params, nearest=True), dtype=np.int64)
+        )
         classes = self.num_classes
         if self.dontcare_label:
             label_t = torch.where(label_t == 255, torch.full_like(label_t, classes), label_t)
@@ -117,7 +121,9 @@ class SemanticDataset(_Retrying):
             raise err
         parts = [one_hot(label_t, classes)]
         if inst is not None:
-            inst_t = torch.from_numpy(np.array(T.apply(inst, self.transform, params, nearest=True), dtype=np.int64))
+            inst_t = torch.from_numpy(
+                np.array(T.apply(inst, self.transform, params, nearest=True), dtype=np.int64)
+            )
             parts.append(instance_edges(inst_t))
         image_t = T.to_tensor(T.apply(image, self.transform, params, path=image_path))
         return {"label": torch.cat(parts, 0), "image": image_t, "path": str(label_path)}

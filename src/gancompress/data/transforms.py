@@ -77,7 +77,9 @@ def _resized_size(cfg: TransformConfig, size: tuple[int, int]) -> tuple[int, int
     return w, h
 
 
-def sample_params(cfg: TransformConfig, size: tuple[int, int], rng: random.Random | None = None) -> TransformParams:
+def sample_params(
+    cfg: TransformConfig, size: tuple[int, int], rng: random.Random | None = None
+) -> TransformParams:
     """Draw crop position and flip for an image of ``size`` (width, height) before any resizing."""
     rng = rng or random
     w, h = _resized_size(cfg, size)
@@ -108,7 +110,9 @@ def apply(
                 f"image {path} is {w}x{h} after resizing, smaller than crop_size {cfg.crop_size}; "
                 "use preprocess='resize_and_crop' or a larger load_size"
             )
-        img = img.crop((params.crop_x, params.crop_y, params.crop_x + cfg.crop_size, params.crop_y + cfg.crop_size))
+        img = img.crop(
+            (params.crop_x, params.crop_y, params.crop_x + cfg.crop_size, params.crop_y + cfg.crop_size)
+        )
     elif cfg.preprocess == "none":
         w, h = img.size
         m = cfg.multiple_of

@@ -7,16 +7,28 @@ import json
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="FID/KID (per extractor), PSNR/SSIM/L1 and content accuracy of a saved generator")
+    p = sub.add_parser(
+        "evaluate", help="FID/KID (per extractor), PSNR/SSIM/L1 and content accuracy of a saved generator"
+    )
     p.add_argument("generator", help="a saved generator directory (config.json + model.safetensors)")
     p.add_argument("--data", required=True, help="dataset folder (e.g. from 'gancompress data prepare')")
-    p.add_argument("--kind", choices=("paired", "unpaired", "semantic"), help="layout (default: the dataset's)")
+    p.add_argument(
+        "--kind", choices=("paired", "unpaired", "semantic"), help="layout (default: the dataset's)"
+    )
     p.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"))
     p.add_argument("--split", default="test")
     p.add_argument(
         "--extractors",
         default="domain,vgg",
         help="comma-separated: inception, vgg, vgg-hed, vgg-craft, domain, domain:NAME (default domain,vgg)",
+    )
+    p.add_argument(
+        "--segmenter",
+        default="auto",
+        help="semantic data: a shipped segmenter name or its .json path for mIoU (default: the dataset's own)",
+    )
+    p.add_argument(
+        "--vgg-resize", type=int, help="resize images to this size for VGG (default: their own size)"
     )
     p.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--batch-size", type=int, default=16)
@@ -47,6 +59,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         image_size=args.size,
         inception_weights=args.inception_weights,
+        vgg_resize=args.vgg_resize,
+        segmenter=args.segmenter,
         cache=not args.no_cache,
     )
     result["generator"] = str(args.generator)
@@ -54,9 +68,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"generator  {args.generator}")
-    print(f"data       {result['data']} ({result['dataset'] or 'folder'}, {kind}, {result['split']}, {result['num_images']} images at {result['image_size']} px)")
+    print(
+        f"data       {result['data']} ({result['dataset'] or 'folder'}, {kind}, {result['split']}, {result['num_images']} images at {result['image_size']} px)"
+    )
     for key, value in result.get("paired", {}).items():
         print(f"{key:10s} {value:.4f}")
+    if "segmentation" in result:
+        seg = result["segmentation"]
+        print(f"{'mIoU':10s} {seg['miou']:.4f}  ({seg['segmenter']})")
     for _spec, entry in result["extractors"].items():
         line = f"FID {entry['fid']:.3f}  KID {entry['kid']:.4f}±{entry['kid_std']:.4f}"
         if "content_accuracy" in entry:
@@ -65,5 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for spec, reason in result["skipped"].items():
         print(f"[{spec}] skipped: {reason}")
     if not any(e["comparable_with_published_fid"] for e in result["extractors"].values()):
-        print("note: none of these FIDs used the FID Inception-v3; they are not comparable with published FIDs")
+        print(
+            "note: none of these FIDs used the FID Inception-v3; they are not comparable with published FIDs"
+        )
     return 0

@@ -40,7 +40,9 @@ def _loader(ds, batch_size: int, max_images: int | None) -> DataLoader:
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
 
 
-def _real_images(root: Path, kind: str, splits: tuple[str, ...], size: int, direction: str, batch_size: int, max_images):
+def _real_images(
+    root: Path, kind: str, splits: tuple[str, ...], size: int, direction: str, batch_size: int, max_images
+):
     """The real target-domain images the generated ones are compared with, as one [-1, 1] tensor."""
     cfg = TransformConfig.for_eval(size)
     chunks = []
@@ -59,16 +61,23 @@ def _real_images(root: Path, kind: str, splits: tuple[str, ...], size: int, dire
     return torch.cat(chunks, 0)
 
 
-def _content_accuracy(extractor, fakes: torch.Tensor, a_paths: list[str], info: dict[str, Any], batch_size: int, device: str):
+def _content_accuracy(
+    extractor,
+    fakes: torch.Tensor,
+    a_paths: list[str],
+    info: dict[str, Any],
+    direction: str,
+    batch_size: int,
+    device: str,
+):
     """Share of generated images the domain classifier assigns to the right content class."""
     meta = extractor.info
     if meta.get("content") == "glyph":
         classes = {int(c): i for i, c in enumerate(meta["classes"])}
         targets = [classes.get(codepoint_of(p) or -1, -1) for p in a_paths]
     elif meta.get("content") == "target_class":
-        target_name = meta.get("target_class_of_dataset", {}).get(str(info.get("target_domain_class")))
-        if target_name is None:
-            target_name = info.get("target_domain_class")
+        # The class of the domain being generated: B for AtoB, A for BtoA.
+        target_name = (info.get("domains") or {}).get("B" if direction == "AtoB" else "A")
         if target_name not in meta["classes"]:
             return None
         targets = [meta["classes"].index(target_name)] * len(a_paths)
@@ -105,7 +114,7 @@ def evaluate_generator(
     image_size: int | None = None,
     inception_weights: str | None = None,
     vgg_resize: int | None = None,
-    segmenter: nn.Module | None = None,
+    segmenter: str | nn.Module | None = "auto",
     cache: bool = True,
     stats_dir: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -116,7 +125,8 @@ def evaluate_generator(
     papers do), and a domain extractor also its content accuracy. Extractors that cannot be loaded
     are listed under ``"skipped"`` with the reason (and a warning), not silently dropped.
     VGG features are taken at the images' own size unless ``vgg_resize`` is given (224 is what VGG
-    was trained at, and about 12x slower on CPU for 64-px glyphs).
+    was trained at, and about 12x slower on CPU for 64-px glyphs). Semantic data also gets mIoU from
+    ``segmenter``: a module, a shipped segmenter's name, or "auto" (the dataset's own, when shipped).
 
     Example:
         >>> evaluate_generator(g, ensure_builtin_dataset("fonts"), extractors=("domain", "vgg"))["extractors"]
@@ -143,7 +153,9 @@ def evaluate_generator(
             if isinstance(fake, (tuple, list)):
                 fake = fake[0]
             if fake.shape[1] != 3:
-                raise GanCompressError(f"the generator returned {fake.shape[1]} channels; RGB images (3) are expected")
+                raise GanCompressError(
+                    f"the generator returned {fake.shape[1]} channels; RGB images (3) are expected"
+                )
             fakes.append(_quantize(fake.float().cpu()))
             reals.append(batch[real_key])
             a_paths += list(batch["A_path"] if "A_path" in batch else batch["path"])
@@ -160,9 +172,11 @@ def evaluate_generator(
         "image_size": size,
         "num_images": int(fake_all.shape[0]),
         "real_splits": list(real_splits),
+        "skipped": {},
     }
     names_match = kind != "unpaired" or all(
-        Path(p).stem == Path(q).stem for p, q in zip(a_paths, [dataset.dataset.paths_b[i] for i in range(len(a_paths))])
+        Path(p).stem == Path(q).stem
+        for p, q in zip(a_paths, [dataset.dataset.paths_b[i] for i in range(len(a_paths))])
     )
     if fake_all.shape == real_pairs.shape and names_match:
         result["paired"] = {
@@ -170,7 +184,17 @@ def evaluate_generator(
             "ssim": float(paired_metrics.ssim(fake_all, real_pairs).mean()),
             "l1": float(paired_metrics.l1(fake_all, real_pairs).mean()),
         }
-    if segmenter is not None and kind == "semantic":
+    if isinstance(segmenter, str) and kind == "semantic":
+        from .segmentation import list_segmenters, load_segmenter
+
+        if segmenter != "auto":
+            segmenter = load_segmenter(segmenter)
+        elif info.get("name") in list_segmenters():
+            segmenter = load_segmenter(info["name"])
+        else:
+            result["skipped"]["segmenter"] = f"no shipped segmenter for dataset {info.get('name') or root}"
+            segmenter = None
+    if isinstance(segmenter, nn.Module) and kind == "semantic":
         num_classes = int(info.get("num_classes") or labels[0].shape[1])
         conf = np.zeros((num_classes, num_classes), np.int64)
         with torch.no_grad():
@@ -179,10 +203,14 @@ def evaluate_generator(
                 pred = segmenter(fb.to(device)).argmax(1).cpu()
                 conf += confusion_matrix(pred, lb[:, :num_classes].argmax(1), num_classes)
         miou, per_class = mean_iou(conf)
-        result["segmentation"] = {"miou": miou, "per_class_iou": per_class, "segmenter": extractor_name(segmenter)}
+        result["segmentation"] = {
+            "miou": miou,
+            "per_class_iou": per_class,
+            "segmenter": extractor_name(segmenter),
+        }
 
     real_all = None
-    result["extractors"], result["skipped"] = {}, {}
+    result["extractors"] = {}
     for spec in extractors:
         label = spec if isinstance(spec, str) else extractor_name(spec)
         try:
@@ -201,7 +229,9 @@ def evaluate_generator(
         if real_stats is None:
             if real_all is None:
                 real_all = _real_images(root, kind, real_splits, size, direction, batch_size, max_images)
-            real_stats = FeatureStats.from_features(extract_features(extractor, _batches(real_all, batch_size), device))
+            real_stats = FeatureStats.from_features(
+                extract_features(extractor, _batches(real_all, batch_size), device)
+            )
             if cache:
                 save_stats(path, real_stats, name)
         fake_feats = extract_features(extractor, _batches(fake_all, batch_size), device)
@@ -218,7 +248,7 @@ def evaluate_generator(
             "comparable_with_published_fid": name == "inception-v3-fid",
         }
         if hasattr(extractor, "predict") and hasattr(extractor, "info"):
-            acc = _content_accuracy(extractor, fake_all, a_paths, info, batch_size, device)
+            acc = _content_accuracy(extractor, fake_all, a_paths, info, direction, batch_size, device)
             if acc:
                 entry.update(acc)
         result["extractors"][label] = entry

@@ -227,18 +227,24 @@ def load_vgg16_features(
         state, batch_norm = _torch_state(path, names)
         mode = "imagenet_rgb"
     # Keras pools with padding="same", i.e. ceil mode; torchvision floors (equal for even sizes).
-    net = VGG16Features(batch_norm=batch_norm, input_mode=mode, source=name, layers=layers, ceil_mode=mode == "caffe_bgr")
+    net = VGG16Features(
+        batch_norm=batch_norm, input_mode=mode, source=name, layers=layers, ceil_mode=mode == "caffe_bgr"
+    )
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise CheckpointError(f"VGG16 weights {path} do not fit: missing {missing[:4]}, unexpected {unexpected[:4]}")
+        raise CheckpointError(
+            f"VGG16 weights {path} do not fit: missing {missing[:4]}, unexpected {unexpected[:4]}"
+        )
     return net.eval().requires_grad_(False)
 
 
 class VGGFeatureExtractor(nn.Module):
     """Global-average-pooled relu5_2 (512-d; the deepest layer both sources have) of images resized to ``resize`` px: a VGG "pool5" FID space."""
 
-    def __init__(self, source: str | os.PathLike = "auto", resize: int | None = 224, layer: str = "relu5_2") -> None:
+    def __init__(
+        self, source: str | os.PathLike = "auto", resize: int | None = 224, layer: str = "relu5_2"
+    ) -> None:
         super().__init__()
         self.vgg = load_vgg16_features(source, layers=(layer,))
         self.layer = layer
@@ -251,5 +257,34 @@ class VGGFeatureExtractor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.resize:
-            images = F.interpolate(images, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+            images = F.interpolate(
+                images, size=(self.resize, self.resize), mode="bilinear", align_corners=False
+            )
         return self.vgg(images)[self.layer].mean(dim=(2, 3))
+
+
+class VGGPerceptualLoss(nn.Module):
+    """pix2pixHD / GauGAN's VGG loss: weighted L1 between VGG16 features of generated and real images.
+
+    The weights 1/32, 1/16, 1/8, 1/4, 1 on relu1_1 … relu5_1 are the published ones; the network is
+    one of the packaged VGG16s (HED's, or CRAFT's VGG16-BN), not torchvision's ImageNet VGG19, so its
+    values are comparable only with runs that used the same source (``self.source``).
+
+    Example:
+        >>> loss = VGGPerceptualLoss("auto")(fake_b, real_b)
+    """
+
+    LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+    def __init__(self, source: str | os.PathLike = "auto", vgg: VGG16Features | None = None) -> None:
+        super().__init__()
+        self.vgg = vgg if vgg is not None else load_vgg16_features(source, layers=self.LAYERS)
+        missing = [n for n in self.LAYERS if n not in self.vgg.layers]
+        if missing:
+            raise CheckpointError(f"the VGG16 given to VGGPerceptualLoss lacks layers {missing}")
+        self.source = self.vgg.name
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        fake_f, real_f = self.vgg(fake), self.vgg(real)
+        return sum(w * F.l1_loss(fake_f[n], real_f[n].detach()) for n, w in zip(self.LAYERS, self.WEIGHTS))

