@@ -150,3 +150,42 @@ def test_bad_arguments_are_config_errors(tmp_path):
         fit(make_task(), NoisyPairs(), tmp_path, **dict(FIT_KW, decay_from=-1))
     with pytest.raises(ConfigError, match="on_nonfinite"):
         fit(make_task(), NoisyPairs(), tmp_path, on_nonfinite="ignore", **FIT_KW)
+
+
+def test_gan_compression_distill_task_trains_and_resumes_through_run_stage(tmp_path):
+    from gancompress.methods.base import MethodOptions
+    from gancompress.methods.gan_compression.distill import DistillTask, FeatureAdapters, default_points
+    from gancompress.methods.gan_compression.pipeline import run_stage
+    from gancompress.methods.gan_compression.recipe import LossConfig, StageConfig
+    from gancompress.models import create_discriminator, create_generator
+
+    def task():
+        torch.manual_seed(0)
+        teacher = create_generator("resnet", base_width=8, num_blocks=3)
+        student = create_generator("resnet", base_width=4, num_blocks=3)
+        pts = default_points(teacher)
+        adapters = FeatureAdapters(
+            {p: student.feature_channels()[p] for p in pts}, {p: teacher.feature_channels()[p] for p in pts}
+        )
+        disc = create_discriminator("patchgan", in_channels=6, base_width=4, num_layers=2)
+        return DistillTask(student, teacher, disc, adapters, LossConfig(), stage)
+
+    stage = StageConfig(epochs=1, decay_epochs=1, checkpoint_every=2, log_every=1)
+    data = NoisyPairs(n=4, size=16)
+    straight = run_stage(task(), data, stage, tmp_path / "a", MethodOptions(), batch_size=2, num_workers=0)
+    assert straight["steps"] == 4 and straight["fit"]["step"] == 4
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            task(),
+            data,
+            tmp_path / "b",
+            batch_size=2,
+            max_steps=4,
+            decay_from=2,
+            checkpoint_every=2,
+            callbacks=[StopAt(3)],
+            progress=False,
+        )
+    resumed = run_stage(task(), data, stage, tmp_path / "b", MethodOptions(), batch_size=2, num_workers=0)
+    assert resumed["fit"]["start_step"] == 2
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))

@@ -21,6 +21,7 @@ from ...arch import ArchSpec
 from ...errors import CheckpointError, ConfigError
 from ...layers import ElasticConv2d
 from ...models import Generator, create_discriminator
+from ...training.losses import as_list, discriminator_loss, feature_matching_loss, generator_gan_loss
 from .recipe import DiscriminatorConfig, LossConfig, StageConfig
 
 #: which widths to run at a training step: a list of ArchSpecs (None = the network's own widths)
@@ -83,61 +84,8 @@ class FeatureAdapters(nn.Module):
         return out
 
 
-# -- GAN losses (on one logit map or a multi-scale list of them) -----------------------------------
-def _as_list(feats: Any) -> list[torch.Tensor]:
-    if isinstance(feats, Mapping):
-        return list(feats.values())
-    return [feats] if isinstance(feats, torch.Tensor) else list(feats)
-
-
-def _maps(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
-    return list(logits) if isinstance(logits, list | tuple) else [logits]
-
-
-def discriminator_loss(mode: str, real: Any, fake: Any) -> torch.Tensor:
-    """Loss of the discriminator on real and fake logits (averaged over scales)."""
-    losses = []
-    for r, f in zip(_maps(real), _maps(fake)):
-        if mode == "hinge":
-            losses.append(F.relu(1 - r).mean() + F.relu(1 + f).mean())
-        elif mode == "lsgan":
-            losses.append(0.5 * (F.mse_loss(r, torch.ones_like(r)) + F.mse_loss(f, torch.zeros_like(f))))
-        elif mode == "vanilla":
-            losses.append(
-                0.5
-                * (
-                    F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
-                    + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
-                )
-            )
-        else:
-            raise ConfigError(f"unknown gan_mode {mode!r}; known: hinge, lsgan, vanilla")
-    return torch.stack(losses).mean()
-
-
-def generator_gan_loss(mode: str, fake: Any) -> torch.Tensor:
-    """Adversarial loss of the generator on fake logits (averaged over scales)."""
-    losses = []
-    for f in _maps(fake):
-        if mode == "hinge":
-            losses.append(-f.mean())
-        elif mode == "lsgan":
-            losses.append(F.mse_loss(f, torch.ones_like(f)))
-        elif mode == "vanilla":
-            losses.append(F.binary_cross_entropy_with_logits(f, torch.ones_like(f)))
-        else:
-            raise ConfigError(f"unknown gan_mode {mode!r}; known: hinge, lsgan, vanilla")
-    return torch.stack(losses).mean()
-
-
-def feature_matching_loss(real_feats: Any, fake_feats: Any) -> torch.Tensor:
-    """pix2pixHD/GauGAN feature matching: L1 between D's features of real and fake, mean over scales."""
-    if real_feats and isinstance(real_feats[0], torch.Tensor):
-        real_feats, fake_feats = [real_feats], [fake_feats]
-    total = []
-    for rs, fs in zip(real_feats, fake_feats):
-        total.append(sum(F.l1_loss(f, r.detach()) for r, f in zip(rs, fs)))
-    return torch.stack(total).mean()
+# -- GAN losses: shared with every Task, defined in the training package -----------------------------
+_as_list = as_list
 
 
 # -- discriminator --------------------------------------------------------------------------------
