@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate", help="FID/KID (per extractor), PSNR/SSIM/L1 and content accuracy of a saved generator"
     )
-    p.add_argument("generator", help="a saved generator directory (config.json + model.safetensors)")
+    p.add_argument(
+        "generator",
+        help="a saved generator directory (config.json + model.safetensors), or 'identity': the no-op "
+        "baseline that outputs its input (what the metrics say when nothing is translated)",
+    )
     p.add_argument("--data", required=True, help="dataset folder (e.g. from 'gancompress data prepare')")
     p.add_argument(
         "--kind", choices=("paired", "unpaired", "semantic"), help="layout (default: the dataset's)"
@@ -40,13 +49,24 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+class IdentityGenerator(nn.Module):
+    """The no-op baseline: returns its input image (RGB inputs only)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 3:
+            raise ConfigError(
+                f"the identity baseline needs RGB inputs; this dataset's inputs have {x.shape[1]} channels"
+            )
+        return x
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..data import read_metadata
     from ..export.saved import load_generator
     from .evaluate import evaluate_generator
 
     kind = args.kind or (read_metadata(args.data) or {}).get("kind") or "paired"
-    generator = load_generator(args.generator)
+    generator = IdentityGenerator() if args.generator == "identity" else load_generator(args.generator)
     result = evaluate_generator(
         generator,
         args.data,

@@ -201,6 +201,9 @@ def load_vgg16_features(
     Example:
         >>> vgg = load_vgg16_features("auto", layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"))
     """
+    unknown = [n for n in layers if n not in LAYER_NAMES]
+    if unknown or not layers:
+        raise CheckpointError(f"unknown VGG16 layers {unknown}; choose from {', '.join(LAYER_NAMES)}")
     if str(source) == "auto":
         errors = []
         for name in ("hed", "craft"):
@@ -217,9 +220,6 @@ def load_vgg16_features(
         if not path.is_file():
             raise CheckpointError(f"VGG16 weights {path} do not exist (or use source='hed', 'craft', 'auto')")
         name = path.stem
-    unknown = [n for n in layers if n not in LAYER_NAMES]
-    if unknown or not layers:
-        raise CheckpointError(f"unknown VGG16 layers {unknown}; choose from {', '.join(LAYER_NAMES)}")
     names = [n.removeprefix("relu") for n in LAYER_NAMES[: max(LAYER_NAMES.index(n) for n in layers) + 1]]
     if path.suffix == ".h5":
         state, batch_norm, mode = _hed_state(path, names), False, "caffe_bgr"

