@@ -1,6 +1,7 @@
 """Compression methods behind one small protocol (see ``base``)."""
 
 from . import gan_compression  # noqa: F401
+from . import coronet  # noqa: F401
 from .base import (
     METHODS,
     CompressionResult,
