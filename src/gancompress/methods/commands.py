@@ -76,9 +76,18 @@ def cmd_compress(args: argparse.Namespace) -> int:
     teacher = load_teacher(args.teacher)
     data = resolve_data(args.data)
     out = Path(args.out)
+    overrides = list(args.overrides)
+    saved_d = Path(args.teacher) / "discriminator.safetensors"
+    if (
+        args.method in ("gan-compression", "fast-gan-compression")
+        and saved_d.is_file()
+        and not any(o.startswith("discriminator.init_from=") for o in overrides)
+    ):
+        # The paper starts the student's discriminator from the teacher's; `gancompress train` saves it.
+        overrides.append(f"discriminator.init_from={saved_d}")
     options = MethodOptions(
         recipe=args.recipe,
-        overrides=tuple(args.overrides),
+        overrides=tuple(overrides),
         budget_macs=args.budget_macs,
         budget_latency_ms=args.budget_latency_ms,
         ratio=args.ratio,
@@ -92,7 +101,12 @@ def cmd_compress(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = compress(args.method, teacher, data, out, options)
     wall = time.perf_counter() - start
-    size = tuple(teacher.default_size) if teacher.family == "spade" else None
+    # Profile at the size the method compressed for (its summary says so), else the family default.
+    size = result.summary.get("image_size")
+    if size is not None:
+        size = tuple(size)
+    elif teacher.family == "spade":
+        size = tuple(teacher.default_size)
     t_prof = profile_generator(teacher, size)
     s_prof = profile_generator(result.generator, size)
     summary = {
@@ -126,5 +140,29 @@ def cmd_compress(args: argparse.Namespace) -> int:
     )
     atomic_write_json(out / "summary.json", summary)
     print_json({k: summary[k] for k in ("method", "teacher", "student", "macs_reduction", "wall_time_s")})
+    print(summary_text(summary))
     print(f"saved the compressed generator to {out / 'generator'}")
     return 0
+
+
+def summary_text(summary: dict) -> str:
+    """A few human-readable lines: teacher and student side by side, then the stages' wall times."""
+    t, st = summary["teacher"], summary["student"]
+    h, w = summary["input_shape"][-2:]
+    lines = [
+        f"{summary['method']} at {h}x{w}: MACs (paper convention) {t['macs_paper'] / 1e9:.3f}G -> "
+        f"{st['macs_paper'] / 1e9:.3f}G ({summary['macs_reduction']:.1f}x fewer), "
+        f"params {t['params'] / 1e6:.3f}M -> {st['params'] / 1e6:.3f}M",
+        f"  teacher {t['arch']}  ->  student {st['arch']}",
+    ]
+    search = summary.get("method_summary", {}).get("search")
+    if isinstance(search, dict) and "score" in search:
+        lines.append(
+            f"  search: {search.get('strategy')} over {search.get('candidates')} candidates "
+            f"({search.get('evaluations')} scored in this run), {search.get('metric')} {search['score']:.4g}"
+        )
+    stages = summary.get("method_summary", {}).get("wall_time_s")
+    if isinstance(stages, dict):
+        parts = ", ".join(f"{k} {v:.0f}s" for k, v in stages.items() if k != "total")
+        lines.append(f"  wall time: {parts}; total {summary['wall_time_s']:.0f}s")
+    return "\n".join(lines)

@@ -33,6 +33,7 @@ from .distill import (
     FeatureAdapters,
     build_discriminator,
     default_points,
+    discriminator_is_conditional,
     fixed_arch,
     split_batch,
 )
@@ -169,10 +170,12 @@ def _make_task(
         s_ch, t_ch = student.feature_channels(), teacher.feature_channels()
         adapters = FeatureAdapters({p: s_ch[p] for p in points}, {p: t_ch[p] for p in points})
     note = "continued from the previous stage"
+    out_channels = int(teacher.options.get("out_channels", 3))
     if discriminator is None and loss.gan > 0:
-        discriminator, note = build_discriminator(
-            recipe.discriminator, _in_channels(teacher), int(teacher.options.get("out_channels", 3))
-        )
+        discriminator, note = build_discriminator(recipe.discriminator, _in_channels(teacher), out_channels)
+    conditional = recipe.discriminator.conditional
+    if discriminator is not None:
+        conditional = discriminator_is_conditional(discriminator, out_channels)
     vgg = None
     if loss.vgg > 0:
         vgg = _vgg_features()
@@ -185,7 +188,7 @@ def _make_task(
         stage,
         sampler,
         vgg=vgg,
-        conditional_d=recipe.discriminator.conditional,
+        conditional_d=conditional,
     )
     return task, note
 
@@ -194,6 +197,25 @@ def _vgg_features():
     from ...metrics.vgg import load_vgg16_features
 
     return load_vgg16_features("auto")
+
+
+def stage_steps(stage: StageConfig, num_images: int, batch_size: int) -> tuple[int, int | None]:
+    """(total steps, step where the linear LR decay starts) of a stage.
+
+    ``max_steps`` shortens the whole schedule, keeping the constant and decaying parts in proportion.
+
+    Example:
+        >>> stage_steps(StageConfig(epochs=1, decay_epochs=3, max_steps=40), num_images=100, batch_size=1)
+        (40, 10)
+    """
+    steps_per_epoch = max(1, num_images // batch_size)
+    epochs = stage.epochs + stage.decay_epochs
+    total = epochs * steps_per_epoch
+    if stage.max_steps is not None:
+        total = min(total, stage.max_steps)
+    if not stage.decay_epochs:
+        return total, None
+    return total, round(total * stage.epochs / epochs)
 
 
 def run_stage(
@@ -208,10 +230,7 @@ def run_stage(
     """Train ``task`` with the project's one training loop (resumable from ``run_dir``)."""
     from ...training import fit
 
-    steps_per_epoch = max(1, len(train) // batch_size)
-    total = (stage.epochs + stage.decay_epochs) * steps_per_epoch
-    if stage.max_steps is not None:
-        total = min(total, stage.max_steps)
+    total, decay_from = stage_steps(stage, len(train), batch_size)
     start = time.perf_counter()
     result = fit(
         task,
@@ -220,7 +239,7 @@ def run_stage(
         batch_size=batch_size,
         num_workers=num_workers,
         max_steps=total,
-        decay_from=stage.epochs * steps_per_epoch if stage.decay_epochs else None,
+        decay_from=decay_from,
         checkpoint_every=stage.checkpoint_every,
         log_every=stage.log_every,
         resume=options.resume,
@@ -372,7 +391,7 @@ def _run(
     )
     s = recipe.search
     if s.strategy == "exhaustive":
-        found = exhaustive_search(space, budget, evaluator, s.max_candidates)
+        found = exhaustive_search(space, budget, evaluator, s.max_candidates, progress=True)
     else:
         found = evolutionary_search(
             space,
@@ -384,6 +403,7 @@ def _run(
             mutation_ratio=s.mutation_ratio,
             mutate_prob=s.mutate_prob,
             seed=s.seed + options.seed,
+            progress=True,
         )
     atomic_write_json(out_dir / "search.json", found.to_dict())
     wall["search"] = time.perf_counter() - t

@@ -358,13 +358,14 @@ def exhaustive_search(
     budget: Budget,
     evaluate: SubnetEvaluator,
     max_candidates: int | None = None,
+    progress: bool = False,
 ) -> SearchResult:
     """Score every architecture of ``space`` within ``budget`` and return the best (GAN Compression).
 
     Ties keep the architecture enumerated first (the widest), so the result is deterministic.
     """
     budget.check_reachable(space)
-    feasible = [a for a in space.enumerate() if budget.feasible(a)]
+    feasible = [a for a in _bar(space.enumerate(), progress, "budget", space.size) if budget.feasible(a)]
     if max_candidates is not None and len(feasible) > max_candidates:
         raise ConfigError(
             f"exhaustive search would score {len(feasible)} architectures (search.max_candidates is "
@@ -372,7 +373,7 @@ def exhaustive_search(
         )
     before = evaluate.evaluations
     best, best_score = None, None
-    for arch in feasible:
+    for arch in _bar(feasible, progress, "search", len(feasible)):
         score = evaluate(arch)
         if best is None or evaluate.better(score, best_score):
             best, best_score = arch, score
@@ -387,6 +388,15 @@ def exhaustive_search(
         candidates=len(feasible),
         evaluations=evaluate.evaluations - before,
     )
+
+
+def _bar(items: Iterable, enabled: bool, unit: str, total: int) -> Iterable:
+    """``items`` behind a progress bar when ``enabled``."""
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, unit=unit, dynamic_ncols=True, mininterval=1.0)
 
 
 def _feasible_or_none(make: Callable[[], ArchSpec], budget: Budget, tries: int) -> ArchSpec | None:
@@ -420,6 +430,7 @@ def evolutionary_search(
     mutate_prob: float = 0.3,
     seed: int = 0,
     max_tries: int = 200,
+    progress: bool = False,
 ) -> SearchResult:
     """Fast GAN Compression's evolutionary search within ``budget``.
 
@@ -448,7 +459,7 @@ def evolutionary_search(
         return value
 
     best, best_score = None, None
-    for gen in range(generations + 1):
+    for gen in _bar(range(generations + 1), progress, "generation", generations + 1):
         ranked = sorted(pop, key=lambda a: (evaluate.rank_key(score(a)), str(a)))
         if best is None or evaluate.better(seen[str(ranked[0])], best_score):
             best, best_score = ranked[0], seen[str(ranked[0])]

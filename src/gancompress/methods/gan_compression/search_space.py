@@ -5,6 +5,10 @@ official ResNet ``channels-48`` space. The compact string form joins a group's c
 the groups with ``_``::
 
     48|32_48|32_48|40|32_48|40|32_48|40|32_48|40|32_48|32|24|16_48|32|24|16
+
+In a recipe mapping, a choice written as a float in (0, 1] is a fraction of the teacher's width in
+that group (rounded, at least 1), and the key ``"*"`` gives the choices of every group not named, so
+one recipe serves teachers of any width: ``{"*": [0.75, 0.5, 0.25], "trunk": [0.5, 0.375, 0.25]}``.
 """
 
 from __future__ import annotations
@@ -58,29 +62,40 @@ class SearchSpace:
         cls,
         family: str,
         groups: Sequence[str],
-        mapping: Mapping[str, Sequence[int]],
+        mapping: Mapping[str, Sequence[int | float]],
         where: str = "search_space",
+        reference: ArchSpec | None = None,
     ) -> SearchSpace:
-        """Build from ``{group: [choices]}`` (every group must be named once)."""
+        """Build from ``{group: [choices]}``: every group named once, or covered by ``"*"``.
+
+        Float choices in (0, 1] are fractions of ``reference``'s width in that group (the teacher).
+        """
         if not isinstance(mapping, Mapping):
             raise ConfigError(f"{where}: expected a mapping of width group to choices, got {mapping!r}")
-        unknown = sorted(set(mapping) - set(groups))
-        missing = [g for g in groups if g not in mapping]
+        unknown = sorted(set(mapping) - set(groups) - {"*"})
+        missing = [g for g in groups if g not in mapping and "*" not in mapping]
         if unknown or missing:
             raise ConfigError(
                 f"{where}: groups of {family!r} are {list(groups)}; unknown {unknown}, missing {missing}"
             )
         choices = []
-        for g in groups:
-            value = mapping[g]
-            if isinstance(value, int) and not isinstance(value, bool):
+        for i, g in enumerate(groups):
+            value = mapping[g] if g in mapping else mapping["*"]
+            if isinstance(value, int | float) and not isinstance(value, bool):
                 value = [value]
             if not isinstance(value, list | tuple):
                 raise ConfigError(f"{where}.{g}: expected a list of widths, got {value!r}")
-            try:
-                choices.append(tuple(value))
-            except TypeError:
-                raise ConfigError(f"{where}.{g}: expected a list of widths, got {value!r}") from None
+            widths = []
+            for c in value:
+                if isinstance(c, float):
+                    if reference is None or not 0 < c <= 1:
+                        raise ConfigError(
+                            f"{where}.{g}: {c!r} is not a width; a fraction of the teacher's width "
+                            "must lie in (0, 1]"
+                        )
+                    c = max(1, round(c * reference.widths[i]))
+                widths.append(c)
+            choices.append(tuple(widths))
         try:
             return cls(family, tuple(groups), tuple(choices))
         except ArchSpecError as exc:
@@ -88,13 +103,17 @@ class SearchSpace:
 
     @classmethod
     def for_generator(
-        cls, generator: Generator, spec: Mapping[str, Sequence[int]] | str, where: str = "search_space"
+        cls,
+        generator: Generator,
+        spec: Mapping[str, Sequence[int | float]] | str,
+        where: str = "search_space",
     ) -> SearchSpace:
-        """The space of ``generator``'s family from a mapping or the compact string form."""
+        """The space of ``generator``'s family from a mapping or the compact string form (fractions
+        in a mapping are of ``generator``'s widths)."""
         groups = tuple(g.name for g in generator.width_groups)
         if isinstance(spec, str):
             return cls.parse(generator.family, groups, spec)
-        return cls.from_mapping(generator.family, groups, spec, where)
+        return cls.from_mapping(generator.family, groups, spec, where, reference=generator.arch)
 
     @classmethod
     def parse(cls, family: str, groups: Sequence[str], text: str) -> SearchSpace:
