@@ -51,7 +51,10 @@ class _Reader:
                 f"calibration item {self.count} has {len(tensors)} tensor(s); the graph takes {self.names}"
             )
         self.count += 1
-        return {n: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32) for n, t in zip(self.names, tensors)}
+        return {
+            n: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+            for n, t in zip(self.names, tensors)
+        }
 
     def rewind(self) -> None:  # pragma: no cover - only some calibrators call it
         pass
@@ -113,7 +116,11 @@ def quantize_onnx_int8(
             raise DataError("int8 calibration got no inputs: pass at least one calibration tensor")
         quantised = onnx.load(str(tmp_out))
         del quantised.metadata_props[:]
-        for key, value in {**meta, "precision": "int8", "calibration": f"{method}, {reader.count} inputs"}.items():
+        for key, value in {
+            **meta,
+            "precision": "int8",
+            "calibration": f"{method}, {reader.count} inputs",
+        }.items():
             entry = quantised.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(quantised, str(tmp_out))

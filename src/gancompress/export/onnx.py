@@ -156,7 +156,9 @@ def run_session(session: Any, *inputs: torch.Tensor) -> torch.Tensor:
     names = [i.name for i in session.get_inputs()]
     if len(names) != len(inputs):
         raise ConfigError(f"the ONNX graph takes {len(names)} input(s) {names}, got {len(inputs)}")
-    feed = {n: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32) for n, t in zip(names, inputs)}
+    feed = {
+        n: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32) for n, t in zip(names, inputs)
+    }
     return torch.from_numpy(session.run(None, feed)[0])
 
 

@@ -64,7 +64,14 @@ class FixedConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor, *widths: object, **kw: object) -> torch.Tensor:  # type: ignore[override]
         return F.conv_transpose2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
         )
 
 
@@ -181,7 +188,9 @@ def fixed_generator(generator: Generator) -> Generator:
             _swap(
                 g,
                 name,
-                FixedInstanceNorm2d(m.num_features, m.eps, m.weight if m.affine else None, m.bias if m.affine else None),
+                FixedInstanceNorm2d(
+                    m.num_features, m.eps, m.weight if m.affine else None, m.bias if m.affine else None
+                ),
             )
         elif isinstance(m, ElasticLayerNorm2d):
             _swap(g, name, FixedLayerNorm2d(m))
@@ -217,7 +226,9 @@ def input_names(family: str) -> tuple[str, ...]:
     return {"munit": ("input", "style"), "spade": ("label",)}.get(family, ("input",))
 
 
-def example_inputs(generator: Generator, size: tuple[int, int] | None = None, batch: int = 1) -> tuple[torch.Tensor, ...]:
+def example_inputs(
+    generator: Generator, size: tuple[int, int] | None = None, batch: int = 1
+) -> tuple[torch.Tensor, ...]:
     """Inputs of the deploy module: the image (or label map), plus a style code for MUNIT."""
     x = generator.example_input(size, batch)
     if generator.family == "munit":
@@ -252,7 +263,9 @@ class PixelShuffleConvTranspose2d(nn.Module):
     def __init__(self, m: nn.ConvTranspose2d) -> None:
         super().__init__()
         if m.groups != 1 or tuple(m.dilation) != (1, 1) or m.stride[0] != m.stride[1]:
-            raise ConfigError("convt_pixelshuffle supports square-stride, ungrouped, undilated ConvTranspose2d")
+            raise ConfigError(
+                "convt_pixelshuffle supports square-stride, ungrouped, undilated ConvTranspose2d"
+            )
         s = m.stride[0]
         taps = []  # per dimension: {phase r: [(offset e, kernel index t)]}
         pads = []

@@ -1,0 +1,1 @@
+"""Latency harness, the side-by-side benchmark of compressed generators, its report, and the demo."""
