@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gancompress.methods.commands",
     "gancompress.data.commands",
     "gancompress.metrics.commands",
+    "gancompress.training.commands",
 )
 
 

@@ -34,11 +34,18 @@ class NoisyPairs(Dataset):
 class TinyTask(nn.Module):
     """G (two convs with dropout) against D (one conv): uses the RNG, two optimizers and a BatchNorm buffer."""
 
-    def __init__(self, nan_at: int | None = None, nan_once: bool = False) -> None:
+    def __init__(self, nan_at: int | None = None, nan_once: bool = False, plain: bool = False) -> None:
         super().__init__()
-        self.g = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, 3, 1)
-        )
+        if plain:  # no BatchNorm, no dropout: per-sample gradients average exactly across processes
+            self.g = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 1))
+        else:
+            self.g = nn.Sequential(
+                nn.Conv2d(3, 8, 3, padding=1),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.Dropout(0.2),
+                nn.Conv2d(8, 3, 1),
+            )
         self.d = nn.Conv2d(3, 1, 4, stride=2)
         self.nan_at, self.nan_once, self.nan_fired = nan_at, nan_once, False
 
@@ -97,6 +104,30 @@ class Announce(Callback):
 
         print(f"step {state.step}", flush=True)
         time.sleep(self.delay)
+
+
+def ddp_worker(rank: int, world_size: int, port: int, run_dir: str, plain: bool) -> None:
+    """One process of the 2-process gloo test: trains, then saves its own final weights as rank{r}.safetensors."""
+    import os
+
+    from safetensors.torch import save_file
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    # Each rank starts from different weights: the loop must broadcast rank 0's.
+    torch.manual_seed(rank)
+    task = TinyTask(plain=plain)
+    kw = dict(FIT_KW, batch_size=1)
+    fit(task, NoisyPairs(), run_dir, tensorboard=False, **kw)
+    state = {k: v.contiguous() for k, v in task.state_dict().items()}
+    save_file(state, str(Path(run_dir) / f"rank{rank}.safetensors"))
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .checkpoint import (
     load_model_state,
     prune_checkpoints,
     save_checkpoint,
+    step_dir,
 )
 from .logs import CsvLog, save_grid
 from .sampler import PositionedDataset, SeededSampler
@@ -178,8 +179,8 @@ def fit(
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(str(run_dir / "logs" / "tensorboard"), purge_step=state.step)
-    if on_nonfinite == "rollback" and state.last_checkpoint is None and ctx.is_main:
-        state.last_checkpoint = _checkpoint(state, ckpt_root, keep_last, callbacks)
+    if on_nonfinite == "rollback" and state.last_checkpoint is None:
+        _checkpoint(state, ckpt_root, keep_last, callbacks)  # something to roll back to
     D.barrier(ctx)
     for cb in callbacks:
         cb.on_fit_start(state)
@@ -228,9 +229,7 @@ def fit(
                 ):
                     _sample(task, sample_batch, run_dir, state.step, writer)
                 if state.step % checkpoint_every == 0 or state.step == max_steps:
-                    if ctx.is_main:
-                        state.last_checkpoint = _checkpoint(state, ckpt_root, keep_last, callbacks)
-                    D.barrier(ctx)
+                    _checkpoint(state, ckpt_root, keep_last, callbacks)
                 if bar is not None:
                     bar.update(1)
             if not diverged:
@@ -266,10 +265,8 @@ def fit(
         if writer is not None:
             writer.close()
 
-    if state.last_checkpoint is None or not state.last_checkpoint.name.endswith(f"{state.step:07d}"):
-        if ctx.is_main:
-            state.last_checkpoint = _checkpoint(state, ckpt_root, keep_last, callbacks)
-        D.barrier(ctx)
+    if state.last_checkpoint != step_dir(ckpt_root, state.step):
+        _checkpoint(state, ckpt_root, keep_last, callbacks)
     wall = time.perf_counter() - t_start
     trained = state.step - start_step
     result = {
@@ -319,10 +316,16 @@ def _train_state(state: TrainState, callbacks: Sequence[Callback]) -> dict[str, 
 
 
 def _checkpoint(state: TrainState, root: Path, keep_last: int, callbacks: Sequence[Callback]) -> Path:
-    path = save_checkpoint(root, state.step, state.task, _train_state(state, callbacks))
-    prune_checkpoints(root, keep_last, protect=(path,))
-    for cb in callbacks:
-        cb.on_checkpoint(state, path)
+    # Rank 0 writes; every rank waits for it and records the same path (all ranks take the same
+    # branches afterwards, e.g. a rollback, so their collective calls stay matched).
+    path = step_dir(root, state.step)
+    if state.ctx.is_main:
+        save_checkpoint(root, state.step, state.task, _train_state(state, callbacks))
+        prune_checkpoints(root, keep_last, protect=(path,))
+        for cb in callbacks:
+            cb.on_checkpoint(state, path)
+    D.barrier(state.ctx)
+    state.last_checkpoint = path
     return path
 
 

@@ -119,6 +119,7 @@ __all__ = [
     "build_discriminator",
     "build_task",
     "discriminator_config",
+    "discriminator_in_channels",
     "generator_options",
     "split_batch",
 ]
