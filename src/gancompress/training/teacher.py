@@ -21,7 +21,7 @@ from ..config import save_yaml, to_dict
 from ..errors import ConfigError, DataError
 from ..utils.files import atomic_write_bytes, atomic_write_json
 from .loop import fit
-from .recipe import TrainRecipe
+from .recipe import DataConfig, TrainRecipe
 from .tasks import TeacherTask, build_task, discriminator_config, discriminator_in_channels, split_batch
 
 
@@ -38,6 +38,17 @@ def resolve_data_root(recipe: TrainRecipe) -> Path:
     if not path.is_dir():
         raise DataError(f"data.root: {path} is not a folder")
     return path
+
+
+def eval_transform(cfg: DataConfig):
+    """The deterministic transform of the test split: the training geometry without crop or flip."""
+    from ..data import TransformConfig
+
+    if cfg.preprocess.startswith("scale_width"):
+        return TransformConfig(
+            load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess="scale_width", flip=False
+        )
+    return TransformConfig.for_eval(cfg.crop_size)
 
 
 def build_datasets(recipe: TrainRecipe, root: Path) -> tuple[Dataset, Dataset | None, str]:
@@ -62,7 +73,7 @@ def build_datasets(recipe: TrainRecipe, root: Path) -> tuple[Dataset, Dataset | 
             root,
             kind,
             cfg.test_split,
-            TransformConfig.for_eval(cfg.crop_size),
+            eval_transform(cfg),
             direction=cfg.direction,
             **eval_options,
         )
