@@ -2,6 +2,7 @@
 
 from . import gan_compression  # noqa: F401
 from . import coronet  # noqa: F401
+from . import gan_slimming  # noqa: F401
 from .base import (
     METHODS,
     CompressionResult,
