@@ -223,6 +223,7 @@ def train_teacher(
     )
     if _paired_test(test, kind):
         summary["eval"] = evaluate_paired(task, test) | {"split": recipe.data.test_split}
+        atomic_write_json(out / "eval.json", summary["eval"])
     summary["wall_s"] = time.perf_counter() - t0
     atomic_write_json(out / "summary.json", summary)
     return summary
