@@ -189,3 +189,10 @@ def test_gan_compression_distill_task_trains_and_resumes_through_run_stage(tmp_p
     resumed = run_stage(task(), data, stage, tmp_path / "b", MethodOptions(), batch_size=2, num_workers=0)
     assert resumed["fit"]["start_step"] == 2
     assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+
+
+def test_worker_processes_do_not_change_the_run(tmp_path):
+    kw = dict(FIT_KW, max_steps=6)
+    fit(make_task(), NoisyPairs(), tmp_path / "main", num_workers=0, tensorboard=False, **kw)
+    fit(make_task(), NoisyPairs(), tmp_path / "workers", num_workers=2, tensorboard=False, **kw)
+    assert _same(_weights(tmp_path / "main"), _weights(tmp_path / "workers"))
