@@ -278,6 +278,34 @@ def test_cyclegan_step_trains_both_directions():
     assert "reverse.head.weight" in task.state_dict()
 
 
+def test_feature_distillation_follows_the_pruned_channels():
+    from gancompress.methods.coronet import LatentAdapters, feature_groups
+
+    teacher = tiny("unet").eval()
+    hyper = HyperGenerator(tiny("unet"), embedding_dim=2)
+    random_masks(hyper)
+    groups = feature_groups(hyper.base)
+    assert groups["bottleneck"] == "level5" and groups["decoder2"] == "level2"
+    points = ("bottleneck", "decoder2")
+    s_ch, t_ch = hyper.base.feature_channels(), teacher.feature_channels()
+    adapters = LatentAdapters({p: s_ch[p] for p in points}, {p: t_ch[p] for p in points}, groups)
+    loss = CoronetLoss(gan=0.0, distill_output=1.0, distill_features=1.0)
+    stage = StageConfig(epochs=1)
+    task = CoronetTask(hyper, None, loss, stage, objective="pix2pix", teacher=teacher, adapters=adapters)
+    x = teacher.example_input((32, 32), batch=2)
+    hyper.eval()
+    with torch.no_grad():
+        fake, feats = task._student(x)
+        t_out, t_feats = task._teacher(x)
+        pruned = task._distill(fake, feats, t_out, t_feats)
+        plain = hyper.extract().eval()
+        narrowed = adapters.narrowed(hyper.keep_indices())
+        p_fake, p_feats = plain(x, features=points)
+        expected = narrowed(p_feats, t_feats)
+    torch.testing.assert_close(pruned["distill_features"], expected)
+    torch.testing.assert_close(pruned["distill_output"], torch.nn.functional.l1_loss(p_fake, t_out))
+
+
 # -- the registered runner ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fonts(tmp_path_factory):
@@ -324,6 +352,11 @@ def test_compress_end_to_end_gives_a_loadable_student_under_target(tmp_path, fon
     torch.testing.assert_close(student(x), result.generator.eval()(x))
     if data == "paired":
         assert summary["held_out"]["images"] == 4
+    if key == "resnet" and data == "paired":  # a finished run is not resumed towards another target
+        with pytest.raises(ConfigError, match="pruned towards"):
+            compress(
+                "coronet", teacher, fonts[data], out, MethodOptions(quick=True, ratio=0.2, overrides=QUICK)
+            )
 
 
 def test_compress_rejects_bad_targets(tmp_path, fonts):

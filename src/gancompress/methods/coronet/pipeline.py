@@ -145,6 +145,21 @@ def held_out_quality(
     }
 
 
+def _check_same_target(run_dir: Path, target: float, resume: bool) -> None:
+    """Refuse to resume a pruning stage that was aiming at another target (its masks would be wrong)."""
+    import json
+
+    path = run_dir / "target.json"
+    if resume and path.is_file():
+        previous = json.loads(path.read_text()).get("target_macs")
+        if previous != target:
+            raise ConfigError(
+                f"{run_dir} was pruned towards {previous:.6g} MACs, not {target:.6g}: "
+                "use another --out, or --no-resume to start over"
+            )
+    atomic_write_json(path, {"target_macs": target})
+
+
 def _prof(p) -> dict[str, int]:
     return {"params": p.params, "macs_paper": p.macs_paper, "macs_true": p.macs_true}
 
@@ -235,6 +250,7 @@ def run_coronet(teacher: Generator, data: Path, out_dir: Path, options: MethodOp
         conditional_d=d_cfg.conditional,
     )
     stages: dict[str, Any] = {}
+    _check_same_target(out_dir / "prune", target, options.resume)
     stages["prune"] = run_stage(task, train, recipe.prune.train, out_dir / "prune", options, bs, nw)
     trained_stop = bool(controller.stopped)
     controller.finish(hyper)  # deterministic: a resumed run takes the same decision
