@@ -42,14 +42,20 @@ TRAIN_FACES = (
 )  # fmt: skip
 HELD_OUT_FACE = "DejaVuSerif-Italic.ttf"
 GLYPH_SIZE = 64  # the embedded dataset's default size; the classifier itself sees 32 px
+RENDER_SIZES = (32, 40, 48, 64, 96)
 
 
 def render_augmented(face: Path, cp: int, rng: random.Random) -> np.ndarray | None:
-    """One real rendering with a random em size and shift, as a generator's slightly-off output might be."""
+    """One real rendering with a random em size, shift and rendering size, as a generator's slightly-off
+    output might be; drawn at 32-96 px and resized to 64, so that glyph datasets of any size are read
+    alike (small renderings are hinted thicker than downscaled large ones)."""
     em = rng.uniform(0.6, 0.76)
-    arr = render_glyph(face, chr(cp), GLYPH_SIZE, em=em)
+    px = rng.choice(RENDER_SIZES)
+    arr = render_glyph(face, chr(cp), px, em=em)
     if arr is None:
         return None
+    if px != GLYPH_SIZE:
+        arr = np.asarray(Image.fromarray(arr).resize((GLYPH_SIZE, GLYPH_SIZE), Image.BICUBIC))
     dx, dy = rng.randint(-4, 4), rng.randint(-3, 3)
     return np.asarray(
         Image.fromarray(arr).transform(arr.shape[::-1], Image.AFFINE, (1, 0, -dx, 0, 1, -dy), fillcolor=255)
@@ -142,8 +148,17 @@ def train_fonts(epochs: int, copies: int, out: Path) -> None:
         heldout[label] = accuracy(
             model, to_batch([a for a, _ in pairs]), torch.tensor([c for _, c in pairs]), "char"
         )
-    plain = [render_glyph(fdir / TARGET_FONT, chr(cp), GLYPH_SIZE) for cp in classes]
-    heldout["target_face_plain"] = accuracy(model, to_batch(plain), torch.arange(len(classes)), "char")
+    for px in (32, GLYPH_SIZE, 128):
+        # The target glyphs exactly as a dataset of that size holds them (only those that fit at every size).
+        plain = [render_glyph(fdir / TARGET_FONT, chr(cp), px) for cp in classes]
+        keep = [i for i, a in enumerate(plain) if a is not None]
+        batch = to_batch(
+            [
+                np.asarray(Image.fromarray(plain[i]).resize((GLYPH_SIZE, GLYPH_SIZE), Image.BICUBIC))
+                for i in keep
+            ]
+        )
+        heldout[f"target_face_plain_{px}px"] = accuracy(model, batch, torch.tensor(keep), "char")
     print("fonts held-out accuracy:", json.dumps(heldout, indent=1))
     save(model, {
         "name": "fonts",
@@ -155,7 +170,7 @@ def train_fonts(epochs: int, copies: int, out: Path) -> None:
         "font_head_classes": list(TRAIN_FACES),
         "dataset": {"name": "fonts", "source_font": SOURCE_FONT, "target_font": TARGET_FONT, "glyph_size": GLYPH_SIZE,
                     "training_data": f"real renderings of all {len(classes)} characters in {len(TRAIN_FACES)} matplotlib faces, "
-                                     f"{copies} random scale/shift copies each; {HELD_OUT_FACE} held out"},
+                                     f"{copies} random scale/shift/rendering-size copies each; {HELD_OUT_FACE} held out"},
         "accuracy": heldout,
         "epochs": epochs,
         "seed": 0,
@@ -169,18 +184,26 @@ def train_fashion(epochs: int, out: Path) -> None:
     x_train, y_train = load_fashion_mnist("train")
     x_test, y_test = load_fashion_mnist("test")
 
-    def prep(arr):  # 28 px, white garment on black: pad to 32 as the prepared dataset does
-        return to_batch(list(np.pad(arr, ((0, 0), (2, 2), (2, 2)))))
+    def prep(arr, invert):  # 28 px garments, padded to 32 as the prepared dataset does
+        padded = np.pad(arr, ((0, 0), (2, 2), (2, 2)))
+        return to_batch(list(255 - padded if invert else padded))
 
     arch = {"name": ARCH, "in_size": 32, "widths": [24, 48, 96], "feature_dim": 128, "heads": {"class": 10}}
     torch.manual_seed(0)
-    xt = prep(x_train)
-    # Random horizontal flips: the CycleGAN pipeline flips, and garments are (nearly) symmetric.
+    # Both polarities: the prepared dataset draws garments dark on white by default (invert=True) and
+    # white on black with invert=false; random flips as the CycleGAN pipeline applies.
+    xt = prep(x_train, invert=False)
+    invert = torch.rand(len(xt)) < 0.5
+    xt = torch.where(invert[:, None, None, None], -xt, xt)
     flip = torch.rand(len(xt)) < 0.5
     xt = torch.where(flip[:, None, None, None], xt.flip(-1), xt)
     model = fit(build_classifier(arch), xt, {"class": torch.from_numpy(y_train).long()}, epochs, batch=256)
-    acc = accuracy(model, prep(x_test), torch.from_numpy(y_test).long(), "class")
-    print(f"fashion test accuracy (10k real held-out images): {acc:.4f}")
+    y = torch.from_numpy(y_test).long()
+    acc = {
+        "fashion_mnist_test_10k_dark_on_white": accuracy(model, prep(x_test, invert=True), y, "class"),
+        "fashion_mnist_test_10k_original": accuracy(model, prep(x_test, invert=False), y, "class"),
+    }
+    print(f"fashion test accuracy (10k real held-out images): {acc}")
     save(model, {
         "name": "fashion",
         "arch": arch,
@@ -188,8 +211,9 @@ def train_fashion(epochs: int, out: Path) -> None:
         "content_head": "class",
         "content_description": "share of generated images classified as the target domain's class",
         "classes": list(FASHION_CLASSES),
-        "dataset": {"name": "fashion-mnist", "training_data": "the 60,000 Fashion-MNIST training images, padded to 32 px"},
-        "accuracy": {"fashion_mnist_test_10k": acc},
+        "dataset": {"name": "fashion-mnist", "training_data": "the 60,000 Fashion-MNIST training images, padded to 32 px, "
+                    "half of them inverted (dark on white, as 'gancompress data prepare fashion' draws them), random flips"},
+        "accuracy": acc,
         "epochs": epochs,
         "seed": 0,
         "trained_by": "scripts/train_domain_extractors.py fashion",

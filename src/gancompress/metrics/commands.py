@@ -20,7 +20,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="a saved generator directory (config.json + model.safetensors), or 'identity': the no-op "
         "baseline that outputs its input (what the metrics say when nothing is translated)",
     )
-    p.add_argument("--data", required=True, help="dataset folder (e.g. from 'gancompress data prepare')")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="dataset folder (e.g. from 'gancompress data prepare'), or builtin:fonts / builtin:fonts-unpaired",
+    )
     p.add_argument(
         "--kind", choices=("paired", "unpaired", "semantic"), help="layout (default: the dataset's)"
     )
@@ -65,6 +69,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..export.saved import load_generator
     from .evaluate import evaluate_generator
 
+    if args.data.startswith("builtin:"):
+        from ..data import ensure_builtin_dataset
+
+        name, _, variant = args.data.split(":", 1)[1].partition("-")
+        args.data = str(ensure_builtin_dataset(name, paired=variant != "unpaired"))
     kind = args.kind or (read_metadata(args.data) or {}).get("kind") or "paired"
     generator = IdentityGenerator() if args.generator == "identity" else load_generator(args.generator)
     result = evaluate_generator(

@@ -174,9 +174,11 @@ def evaluate_generator(
         "real_splits": list(real_splits),
         "skipped": {},
     }
+    # Unpaired test sets are scored as pairs only when A and B hold the same names (the built-in
+    # fonts test sets do); the serial dataset pairs A[i] with B[i mod len(B)].
+    paths_b = dataset.dataset.paths_b if kind == "unpaired" else []
     names_match = kind != "unpaired" or all(
-        Path(p).stem == Path(q).stem
-        for p, q in zip(a_paths, [dataset.dataset.paths_b[i] for i in range(len(a_paths))])
+        Path(p).stem == paths_b[i % len(paths_b)].stem for i, p in enumerate(a_paths)
     )
     if fake_all.shape == real_pairs.shape and names_match:
         result["paired"] = {

@@ -144,6 +144,8 @@ def feature_metric_for_search(
     metric: str,
     *,
     extractor: str | None = None,
+    labels: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    segmenter: str | nn.Module | None = None,
 ) -> float:
     """FID or KID (lower is better) between generated and real images, for scoring search candidates.
 
@@ -155,19 +157,19 @@ def feature_metric_for_search(
     the FID Inception: the values rank candidates, they are not comparable with published FIDs.
     ``fakes`` and ``reals``: N x 3 x H x W tensors in [-1, 1], or lists of such batches.
 
+    ``metric="miou"`` (higher is better) needs ``labels``, the one-hot label maps the fakes were
+    generated from (N x C[+1] x H x W; an instance edge channel after the classes is ignored), and a
+    ``segmenter`` (a module giving N x C x H x W logits, or a shipped segmenter's name such as
+    "labels2sat"); ``reals`` is not used then.
+
     Example:
         >>> feature_metric_for_search(fake_b, real_b, "fid")
         12.7
     """
+    if metric == "miou":
+        return _miou(fakes, labels, segmenter)
     if metric not in SEARCH_METRICS:
-        hint = (
-            " (mIoU needs the label maps and a segmentation model: use evaluate_generator)"
-            if metric == "miou"
-            else ""
-        )
-        raise ConfigError(
-            f"search feature metric must be one of {', '.join(SEARCH_METRICS)}, got {metric!r}{hint}"
-        )
+        raise ConfigError(f"search feature metric must be one of fid, kid, miou; got {metric!r}")
     fake = _as_batch(fakes, "fakes").clamp(-1, 1)
     real = _as_batch(reals, "reals").contiguous()
     if fake.shape[0] < 2 or real.shape[0] < 2:
@@ -177,3 +179,29 @@ def feature_metric_for_search(
     if metric == "fid":
         return fid_from_stats(FeatureStats.from_features(real_feats), FeatureStats.from_features(fake_feats))
     return kernel_distance(real_feats, fake_feats, subsets=50, subset_size=1000)[0]
+
+
+@torch.no_grad()
+def _miou(
+    fakes: torch.Tensor | Sequence[torch.Tensor],
+    labels: torch.Tensor | Sequence[torch.Tensor] | None,
+    segmenter: str | nn.Module | None,
+) -> float:
+    from .segmentation import confusion_matrix, load_segmenter, mean_iou
+
+    if labels is None or segmenter is None:
+        raise ConfigError(
+            "mIoU needs the label maps the images were generated from (labels=) and a segmentation model "
+            "(segmenter=, e.g. 'labels2sat')"
+        )
+    fake = _as_batch(fakes, "fakes").clamp(-1, 1)
+    label = labels if isinstance(labels, torch.Tensor) else torch.cat([b.detach() for b in labels], 0)
+    if label.ndim != 4 or label.shape[0] != fake.shape[0] or label.shape[-2:] != fake.shape[-2:]:
+        raise ConfigError(f"labels of shape {tuple(label.shape)} do not match the images {tuple(fake.shape)}")
+    net = load_segmenter(segmenter) if isinstance(segmenter, str) else segmenter
+    net = net.eval()
+    logits = torch.cat([net(fake[i : i + 32]).cpu() for i in range(0, fake.shape[0], 32)])
+    num_classes = logits.shape[1]
+    target = label[:, :num_classes].float().cpu().argmax(1)
+    miou, _ = mean_iou(confusion_matrix(logits.argmax(1), target, num_classes))
+    return miou
