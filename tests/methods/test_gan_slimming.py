@@ -224,6 +224,11 @@ def test_vgg_style_distillation_is_content_plus_gram():
     style = sum(((gram_matrix(fa[n]) - gram_matrix(fb[n])) ** 2).mean() for n in fa)
     torch.testing.assert_close(loss, content + 10.0 * style)
     assert "_frozen" not in dict(OutputDistillation("vgg", vgg).named_children())
+    fake, real = torch.rand(1, 3, 16, 16, requires_grad=True), torch.rand(1, 3, 16, 16)
+    weight_free = OutputDistillation("l1_ssim")
+    assert float(weight_free(fake.detach(), fake.detach())) == pytest.approx(0.0, abs=1e-5)
+    weight_free(fake, real).backward()
+    assert fake.grad.abs().sum() > 0
     assert OutputDistillation("vgg", vgg).state_dict() == {}
 
 
