@@ -196,3 +196,38 @@ def test_worker_processes_do_not_change_the_run(tmp_path):
     fit(make_task(), NoisyPairs(), tmp_path / "main", num_workers=0, tensorboard=False, **kw)
     fit(make_task(), NoisyPairs(), tmp_path / "workers", num_workers=2, tensorboard=False, **kw)
     assert _same(_weights(tmp_path / "main"), _weights(tmp_path / "workers"))
+
+
+class Counter(Callback):
+    """Counts steps and checkpoints; its count survives a resume through state_dict/load_state_dict."""
+
+    def __init__(self) -> None:
+        self.steps, self.checkpoints, self.started = 0, [], 0
+
+    def on_fit_start(self, state):
+        self.started += 1
+
+    def on_step_end(self, state, logs):
+        self.steps += 1
+
+    def on_checkpoint(self, state, path):
+        self.checkpoints.append(path.name)
+
+    def state_dict(self):
+        return {"steps": self.steps, "seen": torch.tensor([self.steps])}
+
+    def load_state_dict(self, state):
+        self.steps = state["steps"]
+        assert int(state["seen"]) == state["steps"]
+
+
+def test_callbacks_see_steps_and_checkpoints_and_keep_state_across_resume(tmp_path):
+    first = Counter()
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_task(), NoisyPairs(), tmp_path, callbacks=[first, StopAt(8)], **FIT_KW)
+    assert first.steps == 8 and first.checkpoints == ["step_0000003", "step_0000006"]
+    second = Counter()
+    fit(make_task(), NoisyPairs(), tmp_path, callbacks=[second], **FIT_KW)
+    # restored at step 6 with the count of 6, then 8 more steps to 14
+    assert second.steps == 14 and second.started == 1
+    assert second.checkpoints == ["step_0000009", "step_0000012", "step_0000014"]
