@@ -105,6 +105,8 @@ def evaluate_paired(task: TeacherTask, test: Dataset, batch_size: int = 16) -> d
     from ..metrics.paired import l1, psnr, ssim
 
     scores: dict[str, list[torch.Tensor]] = {"psnr": [], "ssim": [], "l1": []}
+    # The input itself scored as the output: how far the task is from copying (a reference, not a goal).
+    copy: dict[str, list[torch.Tensor]] = {"psnr": [], "l1": []}
     device = next(task.parameters()).device
     n = len(test)  # type: ignore[arg-type]
     for start in range(0, n, batch_size):
@@ -114,7 +116,13 @@ def evaluate_paired(task: TeacherTask, test: Dataset, batch_size: int = 16) -> d
         scores["psnr"].append(psnr(fake, real_out).cpu())
         scores["ssim"].append(ssim(fake, real_out).cpu())
         scores["l1"].append(l1(fake, real_out).cpu())
-    return {k: float(torch.cat(v).mean()) for k, v in scores.items()} | {"images": n}
+        if real_in.shape == real_out.shape:
+            copy["psnr"].append(psnr(real_in, real_out).cpu())
+            copy["l1"].append(l1(real_in, real_out).cpu())
+    out = {k: float(torch.cat(v).mean()) for k, v in scores.items()} | {"images": n}
+    if copy["psnr"]:
+        out["input_as_output"] = {k: float(torch.cat(v).mean()) for k, v in copy.items()}
+    return out
 
 
 def save_teacher(task: TeacherTask, out: Path, recipe: TrainRecipe, d_in: int, meta: dict[str, Any]) -> Path:
