@@ -1,15 +1,16 @@
 """CoroNetGAN end to end on the built-in fonts task, at the MACs of the GAN Compression result.
 
-    nice -n 10 python bench/coronet.py [--teacher DIR] [--threads N] [--gc-results runs/bench/gan_compression/results.json]
+    nice -n 10 python bench/coronet.py [--task pix2pix|cyclegan] [--teacher DIR] [--threads N] [--gc-results runs/bench/gan_compression/results.json]
                                        [--ratio 0.1] [--quick] [--set KEY=VALUE ...] [--out runs/bench/coronet]
 
 The MACs target is the paper-convention MACs of the GAN Compression / Fast GAN Compression students
 in ``--gc-results`` (written by ``bench/gan_compression.py``; the first of its students found), so
 both methods are compared at the same cost; without that file, ``--ratio`` of the teacher's MACs
 (default 0.1, GAN Compression's own default budget). The teacher is ``--teacher``, else the one the
-GAN Compression benchmark used, else the architecture of ``configs/train/pix2pix_fonts.yaml`` with fresh
-weights (the fonts recipe trains with the pix2pix objective and does not distil, so CoroNetGAN needs
-only the teacher's family and widths; the teacher row is then not scored).
+GAN Compression benchmark used, else the architecture of ``configs/train/<task>_fonts.yaml`` with fresh
+weights (the fonts recipe trains with the GAN's own objective and does not distil, so CoroNetGAN needs
+only the teacher's family and widths; the teacher row is then not scored). ``--task cyclegan`` runs
+the unpaired fonts variant with the CycleGAN objective (its test split still has pairs to score).
 
 Every generator is scored on the held-out test split (characters never seen in training) exactly as
 ``bench/gan_compression.py`` does: PSNR / SSIM / L1 against the ground truth and FID on every offline
@@ -40,9 +41,9 @@ SIZE = 64
 GC_METHODS = ("gan-compression", "fast-gan-compression")
 
 
-def score(generator: torch.nn.Module, root: Path) -> dict:
+def score(generator: torch.nn.Module, root: Path, kind: str = "paired") -> dict:
     """PSNR / SSIM / L1 and FID per extractor on the test split, plus params and paper MACs at 64 px."""
-    result = evaluate_generator(generator, root, kind="paired", extractors=("domain", "vgg"), batch_size=32)
+    result = evaluate_generator(generator, root, kind=kind, extractors=("domain", "vgg"), batch_size=32)
     prof = profile_generator(generator, (SIZE, SIZE))
     return {
         "arch": str(generator.arch),
@@ -63,18 +64,21 @@ def read_gc(path: Path) -> dict | None:
     return json.loads(path.read_text())
 
 
-def fresh_teacher():
-    """The fonts teacher's architecture (configs/train/pix2pix_fonts.yaml) with fresh weights."""
+def fresh_teacher(task: str):
+    """The fonts teacher's architecture (configs/train/<task>_fonts.yaml) with fresh weights."""
     import yaml
 
     from gancompress.models import create_generator
 
-    cfg = yaml.safe_load((REPO / "configs" / "train" / "pix2pix_fonts.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "configs" / "train" / f"{task}_fonts.yaml").read_text())
     return create_generator(cfg["generator"]["name"], **cfg["generator"]["options"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--task", choices=("pix2pix", "cyclegan"), default="pix2pix", help="paired or unpaired fonts"
+    )
     parser.add_argument("--teacher", help="saved teacher generator directory")
     parser.add_argument("--gc-results", default="runs/bench/gan_compression/results.json")
     parser.add_argument("--ratio", type=float, default=0.1, help="target without GAN Compression results")
@@ -88,8 +92,11 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    root = ensure_builtin_dataset("fonts", size=SIZE)
-    gc = read_gc(Path(args.gc_results))
+    paired = args.task == "pix2pix"
+    kind = "paired" if paired else "unpaired"
+    root = ensure_builtin_dataset("fonts", size=SIZE, paired=paired)
+    # The GAN Compression benchmark runs the paired task; its MACs are the target of that task only.
+    gc = read_gc(Path(args.gc_results)) if paired else None
     rows: dict[str, dict] = {}
     teacher_source = args.teacher
     if teacher_source is None and gc is not None:
@@ -97,16 +104,16 @@ def main() -> None:
         teacher_source = src if src and Path(src).is_dir() else None
     if teacher_source is not None:
         teacher = load_generator(teacher_source)
-        rows["teacher"] = score(teacher, root) | {"source": teacher_source}
+        rows["teacher"] = score(teacher, root, kind) | {"source": teacher_source}
     else:
-        teacher = fresh_teacher()
+        teacher = fresh_teacher(args.task)
         prof = profile_generator(teacher, (SIZE, SIZE))
         rows["teacher"] = {
             "arch": str(teacher.arch),
             "params": prof.params,
             "macs_paper": prof.macs_paper,
             "macs_true": prof.macs_true,
-            "source": "configs/train/pix2pix_fonts.yaml architecture, untrained (not scored)",
+            "source": f"configs/train/{args.task}_fonts.yaml architecture, untrained (not scored)",
         }
     if gc is not None:
         for method in GC_METHODS:
@@ -120,16 +127,18 @@ def main() -> None:
     else:
         target = {"ratio": args.ratio, "why": f"no {args.gc_results}: {args.ratio} of the teacher's MACs"}
         options = MethodOptions(ratio=args.ratio)
+    # Never resumed: the wall time must be that of a whole run.
     options = MethodOptions(
         budget_macs=options.budget_macs,
         ratio=options.ratio,
         overrides=tuple(args.overrides),
         quick=args.quick,
+        resume=False,
     )
     start = time.perf_counter()
     result = compress("coronet", teacher, root, out / "coronet", options)
     wall = time.perf_counter() - start
-    row = score(result.generator, root)
+    row = score(result.generator, root, kind)
     row["wall_s"] = wall
     row["stages_s"] = result.summary["wall_time_s"]
     row["pruning"] = result.summary["pruning"]
@@ -138,6 +147,7 @@ def main() -> None:
         r["macs_reduction"] = rows["teacher"]["macs_paper"] / max(r["macs_paper"], 1)
     results = {
         "rows": rows,
+        "task": f"fonts {args.task} ({kind})",
         "target": target,
         "recipe": "configs/methods/coronet/" + ("fonts_quick.yaml" if args.quick else "fonts.yaml"),
         "command": "nice -n 10 python bench/coronet.py " + " ".join(sys.argv[1:]),
