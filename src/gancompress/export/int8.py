@@ -85,7 +85,10 @@ def quantize_onnx_int8(
     model = onnx.load(str(fp32_path))
     names = [i.name for i in model.graph.input]
     meta = {p.key: p.value for p in model.metadata_props}
-    reader = _Reader(names, calibration)
+    items = list(calibration)  # a few dozen images: materialised so an empty set fails up front
+    if not items:
+        raise DataError("int8 calibration got no inputs: pass at least one calibration tensor (real images)")
+    reader = _Reader(names, items)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
@@ -112,8 +115,6 @@ def quantize_onnx_int8(
             op_types_to_quantize=["Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "DepthToSpace", "Concat"],
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-        if reader.count == 0:
-            raise DataError("int8 calibration got no inputs: pass at least one calibration tensor")
         quantised = onnx.load(str(tmp_out))
         del quantised.metadata_props[:]
         for key, value in {

@@ -1,0 +1,115 @@
+"""Every deploy-time rewrite keeps the generator's function (outputs equal up to float rounding)."""
+
+import pytest
+import torch
+from torch import nn
+
+from gancompress.errors import ConfigError
+from gancompress.export.rewrite import (
+    REWRITES,
+    FixedInstanceNorm2d,
+    PixelShuffleConvTranspose2d,
+    SpaceToDepthConv2d,
+    apply_rewrites,
+    deploy,
+    deploy_module,
+    example_inputs,
+)
+from gancompress.layers.elastic import ElasticConv2d, ElasticConvTranspose2d
+from gancompress.models import create_generator
+from tiny import TINY_GENERATORS, family_of
+
+
+def _tiny(key):
+    g = create_generator(family_of(key), **TINY_GENERATORS[key]).eval()
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    return g
+
+
+def _run(module, g, inputs):
+    with torch.no_grad():
+        return module(*inputs)
+
+
+def _reference(g, inputs):
+    with torch.no_grad():
+        if g.family == "munit":
+            return g.decode(g.encode_content(inputs[0]), inputs[1])
+        return g(inputs[0])
+
+
+@pytest.mark.parametrize("key", sorted(TINY_GENERATORS))
+def test_deploy_module_has_no_elastic_layers_and_same_output(key):
+    g = _tiny(key)
+    module = deploy_module(g)
+    assert not any(isinstance(m, (ElasticConv2d, ElasticConvTranspose2d)) for m in module.modules())
+    inputs = example_inputs(g, None if g.family == "spade" else (32, 32), batch=2)
+    torch.testing.assert_close(_run(module, g, inputs), _reference(g, inputs), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("rewrite", REWRITES)
+@pytest.mark.parametrize("key", ["resnet", "resnet_separable", "unet", "munit"])
+def test_each_rewrite_keeps_the_output(key, rewrite):
+    g = _tiny(key)
+    inputs = example_inputs(g, (32, 32), batch=2)
+    module = apply_rewrites(deploy_module(g), (rewrite,))
+    torch.testing.assert_close(_run(module, g, inputs), _reference(g, inputs), atol=1e-4, rtol=1e-4)
+
+
+def test_rewrites_change_the_graph_where_they_apply():
+    g = _tiny("resnet_separable")
+    module = deploy(g, REWRITES)
+    kinds = [type(m) for m in module.modules()]
+    assert kinds.count(PixelShuffleConvTranspose2d) == 2  # both upsamplings
+    assert kinds.count(SpaceToDepthConv2d) == 2  # the 7×7 stem (3 inputs) and head (3 outputs)
+    # every conv feeding an instance norm lost its bias; the head (feeding tanh) kept it
+    assert module.generator.stem_norm.__class__ is FixedInstanceNorm2d
+    assert all(b.conv1.pointwise.bias is None for b in module.generator.blocks)
+    assert module.generator.head.bias is not None
+    unet = deploy(_tiny("unet"), ("convt_pixelshuffle",))
+    assert any(isinstance(m, PixelShuffleConvTranspose2d) for m in unet.modules())  # k4/s2/p1 too
+
+
+@pytest.mark.parametrize("size", [(9, 11), (16, 16), (7, 20)])
+@pytest.mark.parametrize("mode", ["reflect", "zeros", "replicate"])
+def test_space_to_depth_conv_odd_sizes_and_padding_modes(size, mode):
+    conv = nn.Conv2d(5, 3, 7, padding=3, padding_mode=mode).eval()
+    x = torch.randn(2, 5, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(SpaceToDepthConv2d(conv)(x), conv(x), atol=1e-5, rtol=1e-4)
+    unpadded = nn.Conv2d(4, 2, 5).eval()
+    x = torch.randn(1, 4, 13, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(SpaceToDepthConv2d(unpadded)(x), unpadded(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("k,p,op", [(3, 1, 1), (4, 1, 0), (2, 0, 0)])
+def test_pixelshuffle_convtranspose_matches(k, p, op):
+    convt = nn.ConvTranspose2d(6, 4, k, stride=2, padding=p, output_padding=op).eval()
+    x = torch.randn(2, 6, 5, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(PixelShuffleConvTranspose2d(convt)(x), convt(x), atol=1e-5, rtol=1e-4)
+
+
+def test_pixelshuffle_rejects_transposed_convs_that_do_not_scale_exactly():
+    with pytest.raises(ConfigError, match="does not scale"):
+        PixelShuffleConvTranspose2d(nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1))
+
+
+def test_unknown_rewrite_names_the_known_ones():
+    with pytest.raises(ConfigError, match="convt_pixelshuffle"):
+        apply_rewrites(deploy_module(_tiny("resnet")), ("fuse_everything",))
+
+
+def test_instance_norm_matches_torch_in_both_memory_layouts():
+    x = torch.randn(2, 6, 9, 7)
+    weight, bias = torch.rand(6) + 0.5, torch.randn(6)
+    norm = FixedInstanceNorm2d(6, 1e-5, weight, bias)
+    ref = nn.functional.instance_norm(x, weight=weight, bias=bias)
+    torch.testing.assert_close(norm(x), ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        norm(x.contiguous(memory_format=torch.channels_last)), ref, atol=1e-5, rtol=1e-4
+    )
