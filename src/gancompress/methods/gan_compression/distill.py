@@ -135,7 +135,9 @@ def build_discriminator(
     return disc, f"initialised from the teacher's discriminator {path}"
 
 
-def _saved_discriminator_config(path: Path, in_channels: int, out_channels: int) -> tuple[str, dict[str, Any]]:
+def _saved_discriminator_config(
+    path: Path, in_channels: int, out_channels: int
+) -> tuple[str, dict[str, Any]]:
     """(name, constructor options) of a saved teacher discriminator from its ``discriminator.json``."""
     import json
 

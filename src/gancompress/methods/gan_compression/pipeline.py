@@ -13,6 +13,8 @@ directory, the search through its JSON cache; a run directory re-run with a new 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -141,6 +143,27 @@ def build_held_out(
     )
 
 
+def pseudo_pairs(recipe: GanCompressionRecipe) -> tuple[GanCompressionRecipe, str]:
+    """The recipe for unpaired data: the teacher's outputs are the targets (pseudo-pairs, no cycle
+    loss, as the paper), and the discriminator judges images alone (an A image has no true B)."""
+    loss = dataclasses.replace(recipe.loss, recon_target="teacher")
+    search = dataclasses.replace(recipe.search, metric_target="teacher")
+    disc = dataclasses.replace(recipe.discriminator, conditional=False)
+    changed = [
+        name
+        for name, old, new in (
+            ("loss.recon_target=teacher", recipe.loss, loss),
+            ("search.metric_target=teacher", recipe.search, search),
+            ("discriminator.conditional=false", recipe.discriminator, disc),
+        )
+        if old != new
+    ]
+    note = "unpaired data: the student learns from the teacher's outputs (pseudo-pairs)"
+    if changed:
+        note += f"; set {', '.join(changed)}"
+    return dataclasses.replace(recipe, loss=loss, search=search, discriminator=disc), note
+
+
 def feature_metric_fn():
     """FID / KID on the domain feature extractor of ``gancompress.metrics`` (None when not available)."""
     try:
@@ -246,10 +269,23 @@ def run_stage(
         seed=options.seed,
         device=options.device,
     )
-    return {"steps": total, "wall_s": time.perf_counter() - start, "fit": result}
+    return {
+        "steps": total,
+        "trained_steps": result["step"] - result["start_step"],
+        "resumed_from": result["resumed_from"],
+        "wall_s": time.perf_counter() - start,
+        "fit": result,
+    }
 
 
 # -- the runner -----------------------------------------------------------------------------------
+def _latency_budget(recipe: GanCompressionRecipe, options: MethodOptions) -> bool:
+    if options.budget_latency_ms is not None:
+        return True
+    given = (options.budget_macs, options.ratio)
+    return all(v is None for v in given) and recipe.search.budget_latency_ms is not None
+
+
 def make_budget(
     recipe: GanCompressionRecipe,
     options: MethodOptions,
@@ -317,6 +353,19 @@ def _run(
     bs, nw = recipe.data.batch_size, recipe.data.num_workers
     notes: dict[str, str] = {}
     stages: dict[str, Any] = {}
+    if kind == "unpaired":
+        recipe, notes["unpaired"] = pseudo_pairs(recipe)
+        save_yaml(recipe, out_dir / "recipe.yaml")
+
+    # An unreachable budget fails now, not after training (the search checks again on the real supernet).
+    size = recipe.image_size
+    teacher_prof = profile_arch(type(teacher), teacher.options, teacher.arch, size)
+    mt = recipe.mobile_teacher
+    if method == "fast-gan-compression" or (mt.path is None and mt.base_width is None):
+        separable = recipe.supernet.separable if method == "fast-gan-compression" else None
+        with torch.device("meta") if not _latency_budget(recipe, options) else contextlib.nullcontext():
+            probe = build_supernet(teacher, space, separable)
+        make_budget(recipe, options, probe, teacher_prof.macs_paper, out_dir).check_reachable(space)
 
     # 1. GAN Compression: the mobile teacher, whose pruned weights start the supernet
     distill_from = base_teacher
@@ -368,8 +417,6 @@ def _run(
 
     # 3. search
     t = time.perf_counter()
-    size = recipe.image_size
-    teacher_prof = profile_arch(type(teacher), teacher.options, teacher.arch, size)
     budget = make_budget(recipe, options, supernet, teacher_prof.macs_paper, out_dir)
     supernet.eval()
     held = build_held_out(
@@ -416,7 +463,9 @@ def _run(
         ft_task, _ = _make_task(
             student, distill_from, recipe, recipe.finetune, fixed_arch(None), adapters, task.discriminator
         )
-        stages["finetune"] = run_stage(ft_task, train, recipe.finetune, out_dir / "finetune", options, bs, nw)
+        # one run directory per chosen arch: a re-run with a new budget must not resume another subnet
+        ft_dir = out_dir / "finetune" / str(found.arch)
+        stages["finetune"] = run_stage(ft_task, train, recipe.finetune, ft_dir, options, bs, nw)
     student.eval()
     wall["finetune"] = time.perf_counter() - t
     return _export(

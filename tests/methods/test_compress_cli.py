@@ -1,0 +1,266 @@
+"""GAN Compression and Fast GAN Compression end to end at tiny sizes, through ``compress`` and the CLI.
+
+Every run is a real one (training through ``fit``, search, fine-tuning, export) on 32-px images, a
+ResNet teacher of base width 8 with 3 blocks, and a few steps per stage.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from gancompress.cli import main
+from gancompress.errors import BudgetError
+from gancompress.export.saved import load_generator, save_generator
+from gancompress.methods import MethodOptions, compress
+from gancompress.methods.gan_compression.search import MacsTable
+from gancompress.methods.gan_compression.search_space import SearchSpace
+from gancompress.methods.gan_compression.supernet import build_supernet
+from gancompress.metrics.profile import profile_generator
+from gancompress.models import create_discriminator, create_generator
+from imagefiles import save
+
+SIZE = 32
+STAGE = {"epochs": 1, "decay_epochs": 1, "checkpoint_every": 2, "log_every": 1}
+SPACE = {"*": [1.0, 0.5], "trunk": [0.5, 0.25]}
+# 16 archs, few enough to enumerate quickly
+SMALL_SPACE = {"*": [1.0], "stem": [1.0, 0.5], "trunk": [0.5, 0.25], "hidden3": [1.0, 0.5], "up2": [1.0, 0.5]}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny convolutions gain nothing from a second thread, and lose a lot on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _glyph(rng: np.random.Generator) -> np.ndarray:
+    img = np.full((SIZE, SIZE, 3), 255, np.uint8)
+    y, x = rng.integers(4, 20, size=2)
+    img[y : y + 10, x : x + 4] = 0
+    return img
+
+
+@pytest.fixture(scope="module")
+def paired_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paired")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("test", 2)):
+        for i in range(n):
+            a = _glyph(rng)
+            save(root / split / f"{i}.png", np.concatenate([a, 255 - a], axis=1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return create_generator("resnet", base_width=8, num_blocks=3)
+
+
+def write_recipe(path, *, strategy="evolution", mobile=False, space=SPACE, **search):
+    recipe = {
+        "version": 1,
+        "task": "tiny",
+        "data": {
+            "load_size": SIZE,
+            "crop_size": SIZE,
+            "preprocess": "resize",
+            "flip": False,
+            "batch_size": 2,
+            "holdout": 4,
+        },
+        "loss": {"recon": 10.0, "distill": 1.0, "gan": 1.0, "gan_mode": "hinge"},
+        "discriminator": {"name": "patchgan", "base_width": 4, "num_layers": 2, "norm": "instance"},
+        "supernet": {
+            "search_space": space,
+            "train": dict(STAGE, max_steps=4),
+        },
+        "search": {
+            "strategy": strategy,
+            "metric": "psnr",
+            "population": 4,
+            "generations": 2,
+            "eval_batch_size": 4,
+            "calibration_batches": 1,
+            "latency_repeats": 2,
+            "latency_warmup": 1,
+            **search,
+        },
+        "finetune": dict(STAGE, max_steps=2),
+    }
+    if mobile:
+        recipe["mobile_teacher"] = {"train": dict(STAGE, max_steps=2)}
+    path.write_text(yaml.safe_dump(recipe))
+    return str(path)
+
+
+def macs_of(teacher, spec: str, space=SPACE) -> int:
+    space = SearchSpace.for_generator(teacher, space)
+    supernet = build_supernet(teacher, space)
+    return MacsTable(supernet, (SIZE, SIZE))(supernet.parse_arch(spec))
+
+
+def same_output(a, b) -> None:
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(a.eval()(x), b.eval()(x))
+
+
+def cache_entries(out) -> dict:
+    return json.loads((out / "search_cache.json").read_text())["entries"]
+
+
+def test_fast_gan_compression_exports_resumes_and_reruns_a_new_budget_without_training(
+    tmp_path, paired_root, teacher
+):
+    recipe = write_recipe(tmp_path / "recipe.yaml")
+    out = tmp_path / "run"
+    budget = macs_of(teacher, "4_4_4_4_4_4_4_4")  # between the smallest and the largest
+    result = compress(
+        "fast-gan-compression", teacher, paired_root, out, MethodOptions(recipe=recipe, budget_macs=budget)
+    )
+    summary = result.summary
+    # the export is a plain generator in the saved-model format, identical to the returned one
+    student = load_generator(out / "student")
+    assert student.arch == result.generator.arch and not student.options.get("spectral_norm")
+    same_output(student, result.generator)
+    # the exported subnet's profiled MACs are what the search used, within the budget
+    search = json.loads((out / "search.json").read_text())
+    assert profile_generator(student, (SIZE, SIZE)).macs_paper == int(search["cost"]) <= budget
+    assert search["arch"] == str(student.arch) and search["evaluations"] > 0
+    assert summary["stages"]["supernet"]["trained_steps"] == 4
+    assert summary["stages"]["finetune"]["trained_steps"] == 2
+    scored = cache_entries(out)
+
+    # the same run again: every stage resumes from its last checkpoint, every score from the cache
+    again = compress(
+        "fast-gan-compression", teacher, paired_root, out, MethodOptions(recipe=recipe, budget_macs=budget)
+    )
+    assert again.summary["search"]["evaluations"] == 0
+    assert cache_entries(out) == scored
+    for stage in ("supernet", "finetune"):
+        assert again.summary["stages"][stage]["trained_steps"] == 0
+        assert again.summary["stages"][stage]["resumed_from"]
+    same_output(again.generator, result.generator)
+
+    # a new budget: the supernet is not retrained and already scored candidates are not rescored
+    smaller = macs_of(teacher, "4_4_2_4_4_4_4_4")
+    third = compress(
+        "fast-gan-compression", teacher, paired_root, out, MethodOptions(recipe=recipe, budget_macs=smaller)
+    )
+    assert third.summary["stages"]["supernet"]["trained_steps"] == 0
+    assert profile_generator(third.generator, (SIZE, SIZE)).macs_paper <= smaller
+    entries = cache_entries(out)
+    assert set(scored) <= set(entries)
+    assert third.summary["search"]["evaluations"] == len(entries) - len(scored)
+
+
+def test_infeasible_budget_fails_before_training_naming_the_smallest_reachable_macs(
+    tmp_path, paired_root, teacher
+):
+    recipe = write_recipe(tmp_path / "recipe.yaml")
+    smallest = macs_of(teacher, "4_4_2_4_4_4_4_4")
+    with pytest.raises(BudgetError, match=rf"smallest reachable {smallest:,}"):
+        compress(
+            "fast-gan-compression",
+            teacher,
+            paired_root,
+            tmp_path / "run",
+            MethodOptions(recipe=recipe, budget_macs=1e3),
+        )
+    assert not (tmp_path / "run" / "supernet").exists()
+
+
+def test_gan_compression_cli_with_teacher_discriminator_and_exhaustive_search(
+    tmp_path, paired_root, teacher, capsys
+):
+    teacher_dir = save_generator(teacher, tmp_path / "teacher")
+    disc = create_discriminator("patchgan", in_channels=6, base_width=4, num_layers=2, norm="instance")
+    from safetensors.torch import save_file
+
+    save_file(disc.state_dict(), str(teacher_dir / "discriminator.safetensors"))
+    config = {"name": "patchgan", "in_channels": 6, "base_width": 4, "num_layers": 2, "norm": "instance"}
+    (teacher_dir / "discriminator.json").write_text(json.dumps(config))
+    recipe = write_recipe(tmp_path / "recipe.yaml", strategy="exhaustive", mobile=True, space=SMALL_SPACE)
+    out = tmp_path / "run"
+    budget = macs_of(teacher, "4_8_4_8_8_4_8_8", SMALL_SPACE)
+    argv = [
+        "compress",
+        "--method",
+        "gan-compression",
+        "--teacher",
+        str(teacher_dir),
+        "--data",
+        str(paired_root),
+    ]
+    argv += ["--out", str(out), "--recipe", recipe, "--budget-macs", str(budget)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "gan-compression at 32x32" in printed and "exhaustive" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    method = summary["method_summary"]
+    assert method["notes"]["mobile_teacher"] == "separable ResNet distilled from the teacher"
+    assert method["notes"]["mobile_teacher_discriminator"].startswith("initialised from the teacher's")
+    assert method["stages"]["mobile_teacher"]["trained_steps"] == 2
+    # exhaustive: every feasible arch of the 16 was scored, the best one exported
+    feasible = method["search"]["candidates"]
+    assert 0 < feasible < 16 and method["search"]["evaluations"] == feasible
+    student = load_generator(out / "generator")
+    same_output(student, load_generator(out / "student"))
+    assert summary["student"]["macs_paper"] == int(method["search"]["cost"]) <= budget
+    assert student.options["separable"] is True
+
+    # re-running the command resumes: no training, no new evaluations
+    assert main(argv) == 0
+    again = json.loads((out / "summary.json").read_text())["method_summary"]
+    assert again["search"]["evaluations"] == 0
+    assert all(s["trained_steps"] == 0 for s in again["stages"].values())
+    # an infeasible budget on the command line is an error naming the smallest reachable MACs
+    assert main(argv[:-1] + ["10"]) == 2
+    assert "smallest reachable" in capsys.readouterr().err
+
+
+def test_unpaired_data_learns_from_teacher_pseudo_pairs(tmp_path, teacher):
+    root = tmp_path / "unpaired"
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        save(root / "trainA" / f"{i}.png", _glyph(rng))
+        save(root / "trainB" / f"{i}.png", 255 - _glyph(rng))
+    recipe = write_recipe(tmp_path / "recipe.yaml")
+    result = compress(
+        "fast-gan-compression", teacher, root, tmp_path / "run", MethodOptions(recipe=recipe, ratio=0.9)
+    )
+    note = result.summary["notes"]["unpaired"]
+    assert "pseudo-pairs" in note and "loss.recon_target=teacher" in note
+    used = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
+    assert used["loss"]["recon_target"] == "teacher" and used["search"]["metric_target"] == "teacher"
+    assert used["discriminator"]["conditional"] is False
+    assert result.summary["data_kind"] == "unpaired"
+    assert torch.isfinite(torch.tensor(result.summary["search"]["score"]))
+
+
+def test_latency_budget_is_measured_and_cached(tmp_path, paired_root, teacher):
+    recipe = write_recipe(tmp_path / "recipe.yaml", generations=1)
+    out = tmp_path / "run"
+    result = compress(
+        "fast-gan-compression", teacher, paired_root, out, MethodOptions(recipe=recipe, budget_latency_ms=1e4)
+    )
+    search = result.summary["search"]
+    assert search["budget_kind"] == "latency_ms" and 0 < search["cost"] <= 1e4
+    cache = json.loads((out / "latency_cache.json").read_text())["entries"]
+    assert any(k.startswith(f"{search['arch']}|{SIZE}x{SIZE}") for k in cache)
+    with pytest.raises(BudgetError, match="smallest reachable"):
+        compress(
+            "fast-gan-compression",
+            teacher,
+            paired_root,
+            out,
+            MethodOptions(recipe=recipe, budget_latency_ms=1e-6),
+        )
