@@ -80,7 +80,9 @@ def test_search_space_rejects_bad_input_with_names():
     with pytest.raises(ArchSpecError, match="integers joined"):
         SearchSpace.parse("resnet", RESNET_GROUPS, "a_b_c_d_e_f_g_h")
     with pytest.raises(ConfigError, match=r"unknown \['trunkk'\]"):
-        SearchSpace.from_mapping("resnet", RESNET_GROUPS, {**{g: [8] for g in RESNET_GROUPS[:2]}, "trunkk": [8]})
+        SearchSpace.from_mapping(
+            "resnet", RESNET_GROUPS, {**{g: [8] for g in RESNET_GROUPS[:2]}, "trunkk": [8]}
+        )
 
 
 def test_arch_sampler_uniform_and_sandwich_are_functions_of_the_step():
@@ -95,7 +97,13 @@ def test_arch_sampler_uniform_and_sandwich_are_functions_of_the_step():
 # -- supernet vs exported subnet -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "family, kw",
-    [("resnet", {"separable": True}), ("resnet", {"separable": False}), ("unet", {}), ("spade", {}), ("munit", {})],
+    [
+        ("resnet", {"separable": True}),
+        ("resnet", {"separable": False}),
+        ("unet", {}),
+        ("spade", {}),
+        ("munit", {}),
+    ],
 )
 def test_supernet_at_spec_equals_exported_subnet(family, kw):
     teacher = tiny(family, **kw)
@@ -174,7 +182,14 @@ def test_distill_task_with_discriminator_and_munit_style_loss_runs_and_updates_d
     adapters = FeatureAdapters({"content": s_ch["content"]}, {"content": t_ch["content"]})
     loss = LossConfig(recon=10, recon_target="teacher", distill=1, style=1, gan=1, gan_mode="lsgan")
     task = DistillTask(
-        supernet, teacher, disc, adapters, loss, StageConfig(), ArchSampler(space, "uniform"), conditional_d=False
+        supernet,
+        teacher,
+        disc,
+        adapters,
+        loss,
+        StageConfig(),
+        ArchSampler(space, "uniform"),
+        conditional_d=False,
     )
     opts = task.configure_optimizers()
     d_before = [p.detach().clone() for p in disc.parameters()]
@@ -294,3 +309,33 @@ def test_infeasible_budget_raises_budget_error_naming_the_smallest_macs(tmp_path
             run()
         assert str(space.smallest()) in str(info.value)
     assert ev.evaluations == 0
+
+
+def test_miou_search_metric_against_labels_or_the_segmenter_on_real_images(tmp_path, search_setup):
+    teacher, space, supernet, budget = search_setup
+    torch.manual_seed(3)
+    segmenter = torch.nn.Conv2d(3, 4, 1)  # any module mapping images to class logits
+    g = torch.Generator().manual_seed(4)
+    xs = [torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2)]
+    with torch.no_grad():
+        reals = [teacher(x) for x in xs]
+    held = HeldOut(inputs=xs, reals=reals, extras=[{}, {}], slice_id="seg")
+    with pytest.raises(ConfigError, match="needs a segmenter"):
+        SubnetEvaluator(supernet, held, "miou")
+    ev = SubnetEvaluator(supernet, held, "miou", segmenter=segmenter, num_classes=4)
+    # paired images: the segmenter's classes on the real images are the reference
+    assert ev.miou(reals) == pytest.approx(1.0)
+    assert 0 <= ev.miou([r.flip(-1) for r in reals]) < 1
+    found = exhaustive_search(space, budget, ev)
+    assert 0 <= found.score <= 1 and budget.feasible(found.arch)
+    # one-hot label maps as inputs (semantic data): the labels are the reference
+    labels = [
+        torch.nn.functional.one_hot(torch.randint(0, 4, (2, 32, 32), generator=g), 5)
+        .permute(0, 3, 1, 2)
+        .float()
+    ]
+    fakes = [torch.nn.functional.one_hot(labels[0][:, :4].argmax(1), 4).permute(0, 3, 1, 2).float() * 10]
+    identity = torch.nn.Identity()
+    semantic = HeldOut(inputs=labels, reals=[torch.zeros(2, 3, 32, 32)], extras=[{}], slice_id="sem")
+    ev_sem = SubnetEvaluator(supernet, semantic, "miou", segmenter=identity, num_classes=4)
+    assert ev_sem.miou(fakes) == pytest.approx(1.0)

@@ -164,6 +164,25 @@ def pseudo_pairs(recipe: GanCompressionRecipe) -> tuple[GanCompressionRecipe, st
     return dataclasses.replace(recipe, loss=loss, search=search, discriminator=disc), note
 
 
+def search_segmenter(recipe: GanCompressionRecipe, data: Path) -> dict[str, Any]:
+    """The segmenter scoring mIoU and its class count: ``search.segmenter``, else the dataset's own."""
+    from ...data.metadata import read_metadata
+    from ...metrics.segmentation import list_segmenters, load_segmenter
+
+    name = recipe.search.segmenter
+    if name is None:
+        dataset = (read_metadata(data) or {}).get("name")
+        if dataset not in list_segmenters():
+            raise ConfigError(
+                f"search.metric miou: no shipped segmenter for dataset {dataset or data}; set search.segmenter "
+                f"to a segmenter .json (shipped: {', '.join(list_segmenters()) or 'none'}) or use psnr / fid"
+            )
+        name = dataset
+    segmenter = load_segmenter(name)
+    num_classes = getattr(segmenter.model, "num_classes", None) or segmenter.info.get("num_classes")
+    return {"segmenter": segmenter, "num_classes": int(num_classes)}
+
+
 def feature_metric_fn():
     """FID / KID on the domain feature extractor of ``gancompress.metrics`` (None when not available)."""
     try:
@@ -434,7 +453,8 @@ def _run(
         target=recipe.search.metric_target,
         teacher=base_teacher,
         cache_path=out_dir / "search_cache.json",
-        feature_metric=feature_metric_fn() if recipe.search.metric in ("fid", "kid", "miou") else None,
+        feature_metric=feature_metric_fn() if recipe.search.metric in ("fid", "kid") else None,
+        **(search_segmenter(recipe, data) if recipe.search.metric == "miou" else {}),
     )
     s = recipe.search
     if s.strategy == "exhaustive":

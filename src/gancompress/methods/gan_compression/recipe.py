@@ -147,6 +147,7 @@ class SearchConfig:
     strategy: Literal["exhaustive", "evolution"] = "evolution"
     metric: Literal["psnr", "l1", "fid", "kid", "miou"] = "fid"
     metric_target: Literal["ground_truth", "teacher"] = "ground_truth"  # psnr / l1 compare against this
+    segmenter: str | None = None  # miou: a shipped segmenter's name or its .json path (None: the dataset's)
     budget_macs: float | None = None  # paper-convention MACs at ``image_size``
     budget_latency_ms: float | None = None
     ratio: float | None = None  # budget as a fraction of the teacher's paper MACs

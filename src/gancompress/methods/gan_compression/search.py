@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -248,6 +249,8 @@ class SubnetEvaluator:
         teacher: Generator | None = None,
         cache_path: Path | None = None,
         feature_metric: Callable[[list[torch.Tensor], list[torch.Tensor], str], float] | None = None,
+        segmenter: nn.Module | None = None,
+        num_classes: int | None = None,
     ) -> None:
         if metric not in HIGHER_IS_BETTER:
             raise ConfigError(f"search.metric must be one of {sorted(HIGHER_IS_BETTER)}, got {metric!r}")
@@ -255,14 +258,20 @@ class SubnetEvaluator:
             raise ConfigError("the held-out slice is empty: set data.holdout to a positive number of images")
         if target == "teacher" and teacher is None:
             raise ConfigError("search.metric_target 'teacher' needs the teacher")
-        if metric in ("fid", "kid", "miou") and feature_metric is None:
+        if metric in ("fid", "kid") and feature_metric is None:
             raise ConfigError(f"search.metric {metric!r} needs a feature metric from gancompress.metrics")
+        if metric == "miou" and (segmenter is None or not num_classes):
+            raise ConfigError(
+                "search.metric 'miou' needs a segmenter (search.segmenter) and its number of classes"
+            )
         self.supernet = supernet
         self.held_out = held_out
         self.metric = metric
         self.target = target
         self.teacher = teacher
         self.feature_metric = feature_metric
+        self.segmenter = segmenter.eval() if segmenter is not None else None
+        self.num_classes = num_classes
         self.higher_is_better = HIGHER_IS_BETTER[metric]
         self.weights_id = state_digest(supernet)
         self.cache = JsonCache(cache_path)
@@ -306,6 +315,8 @@ class SubnetEvaluator:
             value = float(
                 torch.cat([(f - r).abs().flatten(1).mean(1) for f, r in zip(fakes, self.targets())]).mean()
             )
+        elif self.metric == "miou":
+            value = self.miou(fakes)
         else:
             value = float(self.feature_metric(fakes, self.held_out.reals, self.metric))
         if not math.isfinite(value):
@@ -313,6 +324,21 @@ class SubnetEvaluator:
         self.evaluations += 1
         self.cache.put(key, value)
         return value
+
+    @torch.no_grad()
+    def miou(self, fakes: list[torch.Tensor]) -> float:
+        """Mean IoU of the segmenter's classes on the fakes, against the label maps when the inputs
+        are one-hot label maps (semantic data), else against its classes on the real images."""
+        from ...metrics.segmentation import confusion_matrix, mean_iou
+
+        n = int(self.num_classes)
+        total = np.zeros((n, n), np.int64)
+        for fake, x, real in zip(fakes, self.held_out.inputs, self.held_out.reals):
+            pred = self.segmenter(fake).argmax(1)
+            labels_in = x.shape[1] >= n and x.shape[1] != real.shape[1]
+            target = x[:, :n].argmax(1) if labels_in else self.segmenter(real).argmax(1)
+            total += confusion_matrix(pred, target, n)
+        return mean_iou(total)[0]
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.higher_is_better else a < b
