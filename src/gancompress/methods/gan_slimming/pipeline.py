@@ -155,15 +155,15 @@ def _make_task(student, teacher, disc, recipe, stage, distillation, groups=None,
 
 def export_int8(
     student: Generator, out_dir: Path, data: Path, size: int, count: int
-) -> tuple[dict[str, str], Any, Any]:
-    """fp32 ONNX and int8 QDQ ONNX of ``student``; returns the paths and the two ORT sessions."""
+) -> tuple[dict[str, str], Any]:
+    """fp32 ONNX and int8 QDQ ONNX of ``student``; returns the paths and an ONNX Runtime session of the int8 one."""
     from ...export.int8 import calibration_inputs, quantize_onnx_int8
     from ...export.onnx import export_onnx, ort_session
 
     fp32 = export_onnx(student, out_dir / "student.onnx", size=(size, size))
     calib = calibration_inputs(student, data, count=count, size=size)
     int8 = quantize_onnx_int8(fp32, out_dir / "student.int8.onnx", calib)
-    return {"onnx_fp32": str(fp32), "onnx_int8": str(int8)}, ort_session(fp32), ort_session(int8)
+    return {"onnx_fp32": str(fp32), "onnx_int8": str(int8)}, ort_session(int8)
 
 
 @register_method("gan-slimming", status="available")
@@ -227,6 +227,10 @@ def run_gan_slimming(
     t = time.perf_counter()
     student = slimmable_student(frozen_teacher)
     groups = scale_groups(student, recipe.slim.groups)
+    if not groups:
+        raise ConfigError(
+            f"no width group of this {teacher.family} generator is gated by a norm with a scale γ"
+        )
     quant = (
         QuantizedGenerator.attach(student, bits, recipe.quant.act_max, probe=frozen_teacher)
         if bits < 32
@@ -291,7 +295,7 @@ def run_gan_slimming(
     )
     quality["fp32"] = quality_vs_teacher(slim, frozen_teacher, held)
     t = time.perf_counter()
-    artifacts, fp32_sess, int8_sess = export_int8(
+    artifacts, int8_sess = export_int8(
         slim, out_dir, data, recipe.data.crop_size, recipe.quant.calibration_images
     )
     quality["onnx_int8"] = quality_vs_teacher(lambda x: run_session(int8_sess, x), frozen_teacher, held)
@@ -347,7 +351,6 @@ def run_gan_slimming(
         raise ConfigError(
             f"slimmed generator costs {student_prof.macs_paper} MACs, above the target {target[2]}"
         )
-    del fp32_sess
     atomic_write_json(out_dir / "gan_slimming_summary.json", summary)
     return CompressionResult(
         method="gan-slimming",
