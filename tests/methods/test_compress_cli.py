@@ -264,3 +264,41 @@ def test_latency_budget_is_measured_and_cached(tmp_path, paired_root, teacher):
             out,
             MethodOptions(recipe=recipe, budget_latency_ms=1e-6),
         )
+
+
+@pytest.mark.parametrize(
+    "family, method",
+    [("unet", "gan-compression"), ("munit", "fast-gan-compression"), ("spade", "fast-gan-compression")],
+)
+def test_every_family_compresses_to_a_saved_subnet_at_the_searched_macs(
+    tmp_path, paired_root, family, method
+):
+    from tiny import TINY_GENERATORS
+
+    torch.manual_seed(0)
+    teacher = create_generator(family, **TINY_GENERATORS[family])
+    path = write_recipe(tmp_path / "recipe.yaml", space={"*": [1.0, 0.5]})
+    recipe = yaml.safe_load((tmp_path / "recipe.yaml").read_text())
+    root = paired_root
+    if family == "spade":
+        # semantic data: label maps of 5 classes and photos; GauGAN's multi-scale D and feature matching
+        root = tmp_path / "semantic"
+        rng = np.random.default_rng(0)
+        for i in range(8):
+            save(
+                root / "train_label" / f"{i}.png", rng.integers(0, 5, size=(SIZE, SIZE)).astype(np.uint8), "L"
+            )
+            save(root / "train_img" / f"{i}.png", _glyph(rng))
+        recipe["data"]["num_classes"] = 5
+        recipe["discriminator"]["name"] = "multiscale"
+        recipe["loss"]["feature_matching"] = 10.0
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    result = compress(method, teacher, root, out, MethodOptions(recipe=path, ratio=0.9))
+    student = load_generator(out / "student")
+    assert student.family == family and student.arch == result.generator.arch != teacher.arch
+    x = teacher.example_input((SIZE, SIZE), batch=2)
+    kwargs = {"style_image": torch.zeros(2, 3, SIZE, SIZE)} if family == "munit" else {}
+    with torch.no_grad():
+        torch.testing.assert_close(student.eval()(x, **kwargs), result.generator.eval()(x, **kwargs))
+    assert profile_generator(student, (SIZE, SIZE)).macs_paper == int(result.summary["search"]["cost"])
