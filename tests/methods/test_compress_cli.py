@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from gancompress.cli import main
-from gancompress.errors import BudgetError
+from gancompress.errors import BudgetError, ConfigError
 from gancompress.export.saved import load_generator, save_generator
 from gancompress.methods import MethodOptions, compress
 from gancompress.methods.gan_compression.search import MacsTable
@@ -302,3 +302,11 @@ def test_every_family_compresses_to_a_saved_subnet_at_the_searched_macs(
     with torch.no_grad():
         torch.testing.assert_close(student.eval()(x, **kwargs), result.generator.eval()(x, **kwargs))
     assert profile_generator(student, (SIZE, SIZE)).macs_paper == int(result.summary["search"]["cost"])
+
+
+def test_miou_search_without_a_segmenter_fails_before_training(tmp_path, paired_root, teacher):
+    recipe = write_recipe(tmp_path / "recipe.yaml")
+    options = MethodOptions(recipe=recipe, ratio=0.9, overrides=("search.metric=miou",))
+    with pytest.raises(ConfigError, match="no shipped segmenter"):
+        compress("fast-gan-compression", teacher, paired_root, tmp_path / "run", options)
+    assert not (tmp_path / "run" / "supernet").exists()

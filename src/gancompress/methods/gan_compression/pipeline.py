@@ -385,6 +385,8 @@ def _run(
         with torch.device("meta") if not _latency_budget(recipe, options) else contextlib.nullcontext():
             probe = build_supernet(teacher, space, separable)
         make_budget(recipe, options, probe, teacher_prof.macs_paper, out_dir).check_reachable(space)
+    # so is a missing segmenter for an mIoU search
+    segmentation = search_segmenter(recipe, data) if recipe.search.metric == "miou" else {}
 
     # 1. GAN Compression: the mobile teacher, whose pruned weights start the supernet
     distill_from = base_teacher
@@ -454,7 +456,7 @@ def _run(
         teacher=base_teacher,
         cache_path=out_dir / "search_cache.json",
         feature_metric=feature_metric_fn() if recipe.search.metric in ("fid", "kid") else None,
-        **(search_segmenter(recipe, data) if recipe.search.metric == "miou" else {}),
+        **segmentation,
     )
     s = recipe.search
     if s.strategy == "exhaustive":
