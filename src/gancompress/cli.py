@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "gancompress.data.commands",
     "gancompress.metrics.commands",
     "gancompress.training.commands",
+    "gancompress.bench.commands",
 )
 
 

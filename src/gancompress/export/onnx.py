@@ -168,3 +168,20 @@ def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
 
     model = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in model.metadata_props}
+
+
+class OrtGenerator(torch.nn.Module):
+    """An ONNX Runtime session behind a ``nn.Module`` interface, so quality metrics can score exported
+    graphs (int8 ones included) with the same code as PyTorch generators.
+
+    Example:
+        >>> evaluate_generator(OrtGenerator("g.int8.onnx"), data_root)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int = 1, optimization: str = "all") -> None:
+        super().__init__()
+        self.path = str(path)
+        self.session = ort_session(path, threads=threads, optimization=optimization)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return run_session(self.session, *inputs)
