@@ -32,7 +32,7 @@ from typing import Any
 
 from ..config import apply_overrides, from_dict, load_yaml
 from ..errors import ConfigError, GanCompressError
-from ..utils.files import atomic_write_json, check_writable
+from ..utils.files import atomic_write_json, atomic_write_text, check_writable
 from .benchmark import BenchmarkOptions, run_benchmark
 
 #: every method of the project, in the order the report lists them (name → what it is)
@@ -150,7 +150,8 @@ def run_method(
     try:
         result = compress(name, load_generator(teacher_dir), data_root, out, options)
     except (GanCompressError, RuntimeError, ValueError) as exc:
-        (out / "error.txt").write_text(traceback.format_exc())
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "error.txt", traceback.format_exc())
         return {"status": "failed", "detail": f"{type(exc).__name__}: {exc}", "log": str(out / "error.txt")}
     save_generator(result.generator, generator_dir, extra={"method": name, "teacher": str(teacher_dir)})
     return {
