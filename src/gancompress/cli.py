@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gancompress.metrics.commands",
     "gancompress.training.commands",
     "gancompress.bench.commands",
+    "gancompress.export.commands",
 )
 
 

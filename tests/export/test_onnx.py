@@ -135,3 +135,36 @@ def test_torchscript_load_errors(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="bad.pt"):
         load_torchscript(tmp_path / "bad.pt")
+
+
+def test_export_cli_writes_every_format(tmp_path, fonts32, capsys):
+    import json
+
+    from gancompress.cli import main
+
+    g = _tiny("resnet_separable")
+    save_generator(g, tmp_path / "saved")
+    code = main(
+        [
+            "export",
+            str(tmp_path / "saved"),
+            "--out",
+            str(tmp_path / "x"),
+            "--data",
+            str(fonts32),
+            "--calibration",
+            "4",
+        ]
+    )
+    assert code == 0
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert set(files) == {"onnx", "int8", "torchscript"}
+    x = g.example_input((32, 32))
+    ref = _reference(g, (x,))
+    torch.testing.assert_close(run_session(ort_session(files["onnx"]), x), ref, atol=2e-4, rtol=1e-3)
+    with torch.no_grad():
+        torch.testing.assert_close(load_torchscript(files["torchscript"])(x), ref, atol=2e-4, rtol=1e-3)
+    assert onnx_metadata(files["int8"])["precision"] == "int8"
+    # int8 without real images to calibrate on is refused, naming the missing option
+    assert main(["export", str(tmp_path / "saved"), "--out", str(tmp_path / "y"), "--formats", "int8"]) == 2
+    assert "--data" in capsys.readouterr().err
