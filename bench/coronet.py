@@ -101,7 +101,10 @@ def main() -> None:
     teacher_source = args.teacher
     if teacher_source is None and gc is not None:
         src = gc["rows"]["teacher"].get("source", "")
+        trained_there = Path(args.gc_results).parent / "teacher" / "generator"  # trained by that benchmark
         teacher_source = src if src and Path(src).is_dir() else None
+        if teacher_source is None and trained_there.is_dir():
+            teacher_source = str(trained_there)
     if teacher_source is not None:
         teacher = load_generator(teacher_source)
         rows["teacher"] = score(teacher, root, kind) | {"source": teacher_source}
