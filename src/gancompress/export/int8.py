@@ -31,6 +31,8 @@ from ..models import Generator
 from .rewrite import input_names
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+#: operators given int8 inputs and outputs; the rest (InstanceNorm, Tanh, ...) stay fp32
+QUANTIZED_OPS = ("Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "DepthToSpace", "Concat")
 
 
 class _Reader:
@@ -67,6 +69,7 @@ def quantize_onnx_int8(
     *,
     method: str = "minmax",
     per_channel: bool = True,
+    op_types: tuple[str, ...] | None = None,
 ) -> Path:
     """Quantise an fp32 ONNX generator to int8 (QDQ), calibrating on ``calibration``; written atomically.
 
@@ -78,6 +81,7 @@ def quantize_onnx_int8(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     fp32_path, out_path = Path(fp32_path), Path(out_path)
+    op_types = QUANTIZED_OPS if op_types is None else tuple(op_types)
     if not fp32_path.is_file():
         raise CheckpointError(f"{fp32_path}: no such ONNX file")
     if method not in CALIBRATION_METHODS:
@@ -112,7 +116,7 @@ def quantize_onnx_int8(
                 "percentile": CalibrationMethod.Percentile,
                 "entropy": CalibrationMethod.Entropy,
             }[method],
-            op_types_to_quantize=["Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "DepthToSpace", "Concat"],
+            op_types_to_quantize=list(op_types),
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
         quantised = onnx.load(str(tmp_out))
