@@ -176,7 +176,13 @@ def plot_latency_vs_macs(results: dict[str, Any], path: Path) -> Path | None:
     ax.set_yscale("log")
     ax.set_xlabel("MACs (paper convention)")
     ax.set_ylabel("median latency (ms)")
-    ax.set_title(results.get("environment_line", "")[:90], fontsize=7)
+    env, data = results.get("environment", {}), results.get("data", {})
+    size = data.get("latency_size")
+    ax.set_title(
+        f"batch 1, {size}×{size}, {env.get('threads')} thread(s), {env.get('cpu')}, torch {env.get('torch')}, "
+        f"onnxruntime {env.get('onnxruntime')}",
+        fontsize=7,
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
@@ -301,4 +307,7 @@ def write_report(
         + "\n</body></html>\n"
     )
     files["html"] = atomic_write_bytes(out / "report.html", page.encode("utf-8"))
+    for path in [*files.values(), out / "results.json"]:
+        if path.is_file():
+            path.chmod(0o644)  # temporary files are created private; a report is meant to be shared
     return files
