@@ -20,6 +20,8 @@ device, torch version, threads and input size.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import platform
 import sys
 import time
@@ -94,7 +96,11 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default="runs/bench/gan_slimming")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--table", action="store_true", help="only print the table of OUT/results.json")
     args = parser.parse_args()
+    if args.table:
+        print_table(json.loads((Path(args.out) / "results.json").read_text()))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -174,7 +180,7 @@ def print_table(results: dict) -> None:
             f"{r['r_c']:.2f}",
             f"{r['r_s']:.2f}",
             f"{size / 1e3:.1f} kB" if size else "",
-            f"{r.get('psnr_vs_teacher', nan):.2f}",
+            "–" if math.isinf(r.get("psnr_vs_teacher", nan)) else f"{r.get('psnr_vs_teacher', nan):.2f}",
             f"{r.get('ssim_vs_teacher', nan):.3f}",
             f"{r['psnr_vs_gt']:.2f}" if r.get("psnr_vs_gt") is not None else "",
             f"{r['fid_domain']:.2f}" if r.get("fid_domain") is not None else "",
