@@ -1,5 +1,6 @@
 """The demo pipeline at a tiny scale: teacher, one method, the others listed, benchmark, report; resumable."""
 
+import dataclasses
 import json
 
 import pytest
@@ -86,6 +87,14 @@ def test_demo_smoke_and_resume(tmp_path, fonts32, monkeypatch):
     state2 = run_demo(tmp_path, recipe=recipe, quick=True)
     assert state2["stages"]["teacher"]["status"] == "reused"
     assert state2["methods"]["gan-compression"]["status"] == "reused" and len(calls) == 1
+    assert (tmp_path / "quick" / "teacher" / "generator" / "config.json").is_file()
+
+    # stages made with another teacher recipe are refused rather than mixed in
+    other = dataclasses.replace(
+        recipe, teacher=dataclasses.replace(recipe.teacher, overrides=("train.max_steps=3",))
+    )
+    with pytest.raises(ConfigError, match="recipe.json"):
+        run_demo(tmp_path, recipe=other, quick=True)
 
 
 def test_demo_failure_of_a_method_is_reported(tmp_path, fonts32, monkeypatch):

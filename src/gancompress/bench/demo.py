@@ -2,8 +2,9 @@
 
 The run directory::
 
-    DIR/teacher/            the teacher's training run (its saved generator in teacher/generator)
-    DIR/methods/NAME/       each method's run directory; the compressed generator in NAME/generator
+    DIR/PROFILE/teacher/       the teacher's training run (its saved generator in teacher/generator)
+    DIR/PROFILE/methods/NAME/  each method's run directory; the compressed generator in NAME/generator
+    DIR/PROFILE/recipe.json    the demo recipe those stages were made with (PROFILE: quick or full)
     DIR/results.json        the benchmark rows (see gancompress.bench.benchmark)
     DIR/report.html         the report, with results.md and the plots beside it
     DIR/demo.json           what ran, what was reused, what is not available, and the times
@@ -162,6 +163,25 @@ def run_method(
     }
 
 
+def stage_dir(path: Path, recipe: DemoRecipe, data_root: Path) -> Path:
+    """``path``, holding the recipe its stages were made with; a different recipe is refused, not mixed."""
+    from ..config import to_dict
+
+    # what the trained stages depend on; benchmark settings and the method list may change freely
+    current = {"teacher": to_dict(recipe.teacher), "method": to_dict(recipe.method), "data": str(data_root)}
+    record = path / "recipe.json"
+    if record.is_file():
+        previous = json.loads(record.read_text())
+        if previous != json.loads(json.dumps(current)):
+            raise ConfigError(
+                f"{record}: these stages were made with another demo recipe or dataset; "
+                "choose another --out or delete the folder"
+            )
+    else:
+        atomic_write_json(record, current)
+    return path
+
+
 def run_demo(
     out: str | os.PathLike,
     *,
@@ -177,11 +197,19 @@ def run_demo(
     out = check_writable(Path(out))
     t0 = time.perf_counter()
     data_root = resolve_data(data or recipe.data)
-    state: dict[str, Any] = {"profile": "quick" if quick else "full", "data": str(data_root), "stages": {}}
+    profile = "quick" if quick else "full"
+    # trained stages live per profile, so a full run never reuses a quick run's teacher or students
+    work = stage_dir(out / profile, recipe, data_root)
+    state: dict[str, Any] = {
+        "profile": profile,
+        "data": str(data_root),
+        "stages_dir": str(work),
+        "stages": {},
+    }
 
-    _log("teacher: training (or reusing a finished run)")
+    _log(f"teacher: training (or reusing a finished run) in {work / 'teacher'}")
     t = time.perf_counter()
-    teacher_dir, how = train_demo_teacher(recipe, out / "teacher", data_root)
+    teacher_dir, how = train_demo_teacher(recipe, work / "teacher", data_root)
     state["stages"]["teacher"] = {
         "status": how,
         "generator": str(teacher_dir),
@@ -201,7 +229,7 @@ def run_demo(
             methods[name] = {"status": "skipped", "detail": "not in this demo profile"}
             continue
         _log(f"{name}: compressing")
-        entry = run_method(name, recipe, teacher_dir, data_root, out / "methods" / name)
+        entry = run_method(name, recipe, teacher_dir, data_root, work / "methods" / name)
         methods[name] = entry
         _log(f"{name}: {entry['status']}" + (f" ({entry['detail']})" if "detail" in entry else ""))
         if "generator" in entry:
