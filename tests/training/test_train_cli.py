@@ -119,6 +119,7 @@ def test_train_pix2pix_writes_the_run_directory_and_resumes(tmp_path, paired_roo
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fit"]["start_step"] == 4 and summary["fit"]["resumed_from"].endswith("step_0000004")
+    assert [(r["start_step"], r["step"]) for r in summary["invocations"]] == [(0, 4), (4, 4)]
 
 
 def test_train_cyclegan_on_unpaired_folders_scores_the_matching_test_split(tmp_path, unpaired_root, capsys):

@@ -233,5 +233,20 @@ def train_teacher(
         summary["eval"] = evaluate_paired(task, test) | {"split": recipe.data.test_split}
         atomic_write_json(out / "eval.json", summary["eval"])
     summary["wall_s"] = time.perf_counter() - t0
+    summary["invocations"] = _previous_invocations(out / "summary.json", result["start_step"]) + [
+        {"start_step": result["start_step"], "step": result["step"], "wall_s": summary["wall_s"]}
+    ]
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _previous_invocations(path: Path, start_step: int) -> list[dict[str, Any]]:
+    """Earlier runs of this directory up to ``start_step``: a resumed run keeps the record of the first."""
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+        runs = old.get("invocations", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [r for r in runs if isinstance(r, dict) and r.get("step", 0) <= start_step]
