@@ -42,15 +42,16 @@ TRAIN_FACES = (
 )  # fmt: skip
 HELD_OUT_FACE = "DejaVuSerif-Italic.ttf"
 GLYPH_SIZE = 64  # the embedded dataset's default size; the classifier itself sees 32 px
-RENDER_SIZES = (32, 40, 48, 64, 96)
 
 
-def render_augmented(face: Path, cp: int, rng: random.Random) -> np.ndarray | None:
-    """One real rendering with a random em size, shift and rendering size, as a generator's slightly-off
-    output might be; drawn at 32-96 px and resized to 64, so that glyph datasets of any size are read
-    alike (small renderings are hinted thicker than downscaled large ones)."""
+def render_augmented(
+    face: Path, cp: int, rng: random.Random, sizes: tuple[int, ...] = (GLYPH_SIZE,)
+) -> np.ndarray | None:
+    """One real rendering with a random em size and shift, as a generator's slightly-off output might
+    be, drawn at one of ``sizes`` px and resized to 64 (small renderings are hinted thicker than
+    downscaled large ones, so several sizes make the classifier read glyph datasets of any size)."""
     em = rng.uniform(0.6, 0.76)
-    px = rng.choice(RENDER_SIZES)
+    px = rng.choice(sizes) if len(sizes) > 1 else sizes[0]
     arr = render_glyph(face, chr(cp), px, em=em)
     if arr is None:
         return None
@@ -110,7 +111,7 @@ def save(model, info: dict, out: Path) -> None:
     print(f"wrote {out / info['name']}.safetensors ({info['bytes'] / 1024:.0f} KiB)")
 
 
-def train_fonts(epochs: int, copies: int, out: Path) -> None:
+def train_fonts(epochs: int, copies: int, out: Path, sizes: tuple[int, ...] = (GLYPH_SIZE,)) -> None:
     fdir = mpl_font_dir()
     classes = list(render_shared_glyphs(fdir / SOURCE_FONT, fdir / TARGET_FONT, GLYPH_SIZE).codepoints)
     class_of = {cp: i for i, cp in enumerate(classes)}
@@ -122,7 +123,7 @@ def train_fonts(epochs: int, copies: int, out: Path) -> None:
             if cp not in covered:
                 continue
             for _ in range(copies):
-                arr = render_augmented(fdir / face, cp, rng)
+                arr = render_augmented(fdir / face, cp, rng, sizes)
                 if arr is not None:
                     xs.append(arr), ys.append(class_of[cp]), fs.append(f_i)
     x, y, f = to_batch(xs), torch.tensor(ys), torch.tensor(fs)
@@ -170,7 +171,7 @@ def train_fonts(epochs: int, copies: int, out: Path) -> None:
         "font_head_classes": list(TRAIN_FACES),
         "dataset": {"name": "fonts", "source_font": SOURCE_FONT, "target_font": TARGET_FONT, "glyph_size": GLYPH_SIZE,
                     "training_data": f"real renderings of all {len(classes)} characters in {len(TRAIN_FACES)} matplotlib faces, "
-                                     f"{copies} random scale/shift/rendering-size copies each; {HELD_OUT_FACE} held out"},
+                                     f"{copies} random scale/shift copies each rendered at {list(sizes)} px; {HELD_OUT_FACE} held out"},
         "accuracy": heldout,
         "epochs": epochs,
         "seed": 0,
@@ -303,13 +304,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--copies", type=int, default=4, help="fonts: augmented renderings per character and face"
     )
+    parser.add_argument(
+        "--render-sizes",
+        default=str(GLYPH_SIZE),
+        help="fonts: comma-separated glyph rendering sizes of the training copies (default 64, the "
+        "shipped extractor; e.g. 32,48,64,96 for glyph datasets below 48 px, with more epochs)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     for name in args.names:
         start = time.perf_counter()
         if name == "fonts":
-            train_fonts(args.epochs or 10, args.copies, args.out)
+            sizes = tuple(int(v) for v in args.render_sizes.split(","))
+            train_fonts(args.epochs or 10, args.copies, args.out, sizes)
         elif name == "fashion":
             train_fashion(args.epochs or 4, args.out)
         else:

@@ -13,11 +13,13 @@ from .fonts import build_font_dataset
 from .images import list_images, load_rgb
 from .metadata import read_metadata
 from .paired import AlignedDataset, PairedFolderDataset
+from .prepare import PREPARERS, prepare_dataset
 from .semantic import SemanticDataset
 from .transforms import TransformConfig
 from .unpaired import UnpairedDataset
 
 __all__ = [
+    "PREPARERS",
     "AlignedDataset",
     "PairedFolderDataset",
     "SemanticDataset",
@@ -30,5 +32,6 @@ __all__ = [
     "ensure_builtin_dataset",
     "list_images",
     "load_rgb",
+    "prepare_dataset",
     "read_metadata",
 ]
