@@ -36,7 +36,7 @@ class SeededSampler(Sampler):
 
     Example:
         >>> list(SeededSampler(4, batch_size=2, seed=0, start_step=1, max_steps=2))
-        [(3, 2), (0, 3)]
+        [(3, 2), (2, 3)]
     """
 
     def __init__(
