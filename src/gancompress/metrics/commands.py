@@ -106,7 +106,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seg = result["segmentation"]
         print(f"{'mIoU':10s} {seg['miou']:.4f}  ({seg['segmenter']})")
     for _spec, entry in result["extractors"].items():
-        line = f"FID {entry['fid']:.3f}  KID {entry['kid']:.4f}±{entry['kid_std']:.4f}"
+        spread = "" if entry["kid_std"] is None else f"±{entry['kid_std']:.4g}"
+        line = f"FID {entry['fid']:.4g}  KID {entry['kid']:.4g}{spread}"
         if "content_accuracy" in entry:
             line += f"  content accuracy {entry['content_accuracy']:.3f}"
         print(f"[{entry['extractor']}] {line}")

@@ -30,7 +30,9 @@ class DomainClassifier(nn.Module):
     ``heads`` maps a head name (e.g. "char", "font", "class") to its number of classes.
     """
 
-    def __init__(self, in_size: int, widths: tuple[int, int, int], feature_dim: int, heads: dict[str, int]) -> None:
+    def __init__(
+        self, in_size: int, widths: tuple[int, int, int], feature_dim: int, heads: dict[str, int]
+    ) -> None:
         super().__init__()
         self.in_size = in_size
         layers: list[nn.Module] = []
@@ -54,7 +56,9 @@ class DomainClassifier(nn.Module):
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         x = images.mean(dim=1, keepdim=True) if images.shape[1] == 3 else images
         if x.shape[-1] != self.in_size or x.shape[-2] != self.in_size:
-            x = F.interpolate(x, size=(self.in_size, self.in_size), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(self.in_size, self.in_size), mode="bilinear", align_corners=False, antialias=True
+            )
         return x
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -243,7 +243,7 @@ def evaluate_generator(
             "extractor": name,
             "fid": fid_from_stats(real_stats, fake_stats),
             "kid": kid,
-            "kid_std": kid_std,
+            "kid_std": None if np.isnan(kid_std) else kid_std,
             "num_real": real_stats.count,
             "num_fake": int(fake_feats.shape[0]),
             "real_stats_cached": cached,

@@ -27,15 +27,23 @@ class FeatureStats:
     sample: np.ndarray
 
     @classmethod
-    def from_features(cls, feats: np.ndarray | torch.Tensor, max_sample: int = 2000, seed: int = 0) -> FeatureStats:
-        feats = feats.detach().cpu().double().numpy() if isinstance(feats, torch.Tensor) else np.asarray(feats, np.float64)
+    def from_features(
+        cls, feats: np.ndarray | torch.Tensor, max_sample: int = 2000, seed: int = 0
+    ) -> FeatureStats:
+        feats = (
+            feats.detach().cpu().double().numpy()
+            if isinstance(feats, torch.Tensor)
+            else np.asarray(feats, np.float64)
+        )
         if feats.ndim != 2 or feats.shape[0] < 2:
             raise GanCompressError(f"need at least 2 feature vectors of shape (N, D), got {feats.shape}")
         idx = np.random.default_rng(seed).permutation(feats.shape[0])[:max_sample]
         return cls(feats.mean(0), np.cov(feats, rowvar=False), feats.shape[0], feats[np.sort(idx)])
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """||mu1 - mu2||² + Tr(S1 + S2 - 2 sqrt(S1 S2)), as pytorch-fid computes it (offset when singular)."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
@@ -64,11 +72,18 @@ def fid_from_stats(real: FeatureStats, fake: FeatureStats) -> float:
 def kernel_distance(
     real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
-    """KID: unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, mean and std over random subsets."""
+    """KID: unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, mean and std over random subsets.
+
+    When both sets are no larger than ``subset_size`` every subset is the whole of both sets: the
+    value is computed once and its std is NaN (there is no spread to measure).
+    """
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     m = min(subset_size, real.shape[0], fake.shape[0])
     if m < 2:
         raise GanCompressError("KID needs at least 2 real and 2 generated feature vectors")
+    whole = m == real.shape[0] == fake.shape[0]
+    if whole:
+        subsets = 1
     d = real.shape[1]
     rng = np.random.default_rng(seed)
     values = []
@@ -80,7 +95,7 @@ def kernel_distance(
         kxy = (x @ y.T / d + 1) ** 3
         mmd = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
         values.append(mmd)
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(values)), (float("nan") if whole else float(np.std(values)))
 
 
 class _ToExtractorInput(torch.nn.Module):

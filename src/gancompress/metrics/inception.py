@@ -160,7 +160,14 @@ class FIDInceptionV3(nn.Module):
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c):
+        for block in (
+            self.Mixed_5b,
+            self.Mixed_5c,
+            self.Mixed_5d,
+            self.Mixed_6a,
+            self.Mixed_6b,
+            self.Mixed_6c,
+        ):
             x = block(x)
         for block in (self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)
@@ -189,7 +196,9 @@ def load_fid_inception(path: str | os.PathLike | None = None) -> FIDInceptionV3:
     """
     places = inception_weight_candidates(path)
     if path and not places[0].is_file():
-        raise CheckpointError(f"FID Inception weights {places[0]} do not exist (expected the file {WEIGHTS_NAME})")
+        raise CheckpointError(
+            f"FID Inception weights {places[0]} do not exist (expected the file {WEIGHTS_NAME})"
+        )
     found = next((p for p in places if p.is_file()), None)
     if found is None:
         raise CheckpointError(

@@ -8,7 +8,9 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 def _check(fake: torch.Tensor, real: torch.Tensor) -> None:
     if fake.shape != real.shape or fake.ndim != 4:
-        raise ValueError(f"paired metrics need two NCHW batches of one shape, got {tuple(fake.shape)} and {tuple(real.shape)}")
+        raise ValueError(
+            f"paired metrics need two NCHW batches of one shape, got {tuple(fake.shape)} and {tuple(real.shape)}"
+        )
 
 
 def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,9 @@ def save_stats(path: Path, stats: FeatureStats, extractor: str) -> None:
 
 
 @torch.no_grad()
-def extract_features(extractor: torch.nn.Module, batches: Iterable[torch.Tensor], device: str = "cpu") -> np.ndarray:
+def extract_features(
+    extractor: torch.nn.Module, batches: Iterable[torch.Tensor], device: str = "cpu"
+) -> np.ndarray:
     """Features of every image of ``batches`` (each [-1, 1] NCHW), as one float64 (N, D) array."""
     out = [extractor(b.to(device)).double().cpu().numpy() for b in batches]
     return np.concatenate(out, 0)
