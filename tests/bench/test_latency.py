@@ -67,6 +67,7 @@ def test_rows_record_the_setting_and_restore_threads(tmp_path):
         assert r["error"] is None and r["median_ms"] > 0 and r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
         assert r["threads"] == 1 and r["batch"] == 2 and r["input_shape"] == [2, 3, 32, 32]
         assert r["dtype"] == "float32" and r["repeats"] == 3 and r["torch"] == torch.__version__
+        assert r["cpu_median_ms"] > 0
     assert rows[2]["extra"]["ort_optimization"] == "all" and (tmp_path / "fp32.onnx").is_file()
 
 
@@ -123,12 +124,13 @@ def test_speedup_column_and_device_info():
             median_ms=m,
             p10_ms=m,
             p90_ms=m,
+            cpu_median_ms=m / 2,
             load_avg=0.5,
             error=None,
         )
         for n, m in (("teacher", 100.0), ("student", 25.0))
     ]
     table = format_table(rows, baseline="teacher")
-    assert "| student | eager | 1 | 1×3×8×8 | 25.0 | 25.0–25.0 | 0.50 | 4.0× |" in table
+    assert "| student | eager | 1 | 1×3×8×8 | 25.0 | 25.0–25.0 | 12.5 | 0.50 | 4.0× | 4.0× |" in table
     info = latency.device_info()
     assert info["cpu"] and info["torch"] == torch.__version__ and info["python"]

@@ -54,6 +54,7 @@ class LatencyStats:
     min_ms: float
     repeats: int
     warmup: int
+    cpu_median_ms: float | None = None  # process CPU time per call (all threads), median
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -64,8 +65,10 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def summarize(times_ms: Sequence[float], warmup: int = 0) -> LatencyStats:
-    """Median, p10, p90, mean and min of per-call times (milliseconds)."""
+def summarize(
+    times_ms: Sequence[float], warmup: int = 0, cpu_times_ms: Sequence[float] | None = None
+) -> LatencyStats:
+    """Median, p10, p90, mean and min of per-call times (milliseconds), and the median CPU time."""
     if not times_ms:
         raise ConfigError("no timed calls to summarise")
     values = sorted(float(t) for t in times_ms)
@@ -77,6 +80,7 @@ def summarize(times_ms: Sequence[float], warmup: int = 0) -> LatencyStats:
         min_ms=values[0],
         repeats=len(values),
         warmup=warmup,
+        cpu_median_ms=statistics.median(cpu_times_ms) if cpu_times_ms else None,
     )
 
 
@@ -99,6 +103,7 @@ def time_calls(
     if cuda:
         torch.cuda.synchronize(device)
     times: list[float] = []
+    cpu_times: list[float] = []
     for _ in range(repeats):
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -108,10 +113,13 @@ def time_calls(
             torch.cuda.synchronize(device)
             times.append(start.elapsed_time(end))
         else:
-            t0 = time.perf_counter()
+            # CPU time beside wall time: on a shared machine, other processes stretch the wall time
+            # of a call but not the CPU time it used, which still shows what the call costs
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1000.0)
-    return summarize(times, warmup)
+            cpu_times.append((time.process_time() - c0) * 1000.0)
+    return summarize(times, warmup, cpu_times)
 
 
 def cpu_name() -> str:
@@ -172,6 +180,7 @@ class LatencyRow:
     p90_ms: float | None = None
     mean_ms: float | None = None
     min_ms: float | None = None
+    cpu_median_ms: float | None = None
     repeats: int = 0
     warmup: int = 0
     load_avg: float | None = None
@@ -348,16 +357,28 @@ def _onnx_path(generator, runtime, workdir: Path, rewrites, onnx_fp32, onnx_int8
 def format_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> str:
     """A markdown table of latency rows; with ``baseline`` (a row name), a speed-up column per runtime."""
     base = {r["runtime"]: r["median_ms"] for r in rows if r["name"] == baseline and r.get("median_ms")}
-    head = "| model | runtime | threads | input | median ms | p10–p90 ms | load avg |"
-    sep = "|---|---|---|---|---|---|---|"
+    base_cpu = {
+        r["runtime"]: r.get("cpu_median_ms") for r in rows if r["name"] == baseline and r.get("median_ms")
+    }
+    head = "| model | runtime | threads | input | median ms | p10–p90 ms | CPU ms | load avg |"
+    sep = "|---|---|---|---|---|---|---|---|"
     if baseline:
-        head += f" speed-up vs {baseline} |"
-        sep += "---|"
+        head += f" speed-up vs {baseline} (wall) | (CPU time) |"
+        sep += "---|---|"
     lines = [head, sep]
     for r in rows:
         shape = "×".join(str(s) for s in r["input_shape"])
         if r.get("error"):
-            cells = [r["name"], r["runtime"], str(r["threads"]), shape, "–", f"failed: {r['error']}", "–"]
+            cells = [
+                r["name"],
+                r["runtime"],
+                str(r["threads"]),
+                shape,
+                "–",
+                f"failed: {r['error']}",
+                "–",
+                "–",
+            ]
         else:
             cells = [
                 r["name"],
@@ -366,11 +387,13 @@ def format_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) ->
                 shape,
                 f"{r['median_ms']:.1f}",
                 f"{r['p10_ms']:.1f}–{r['p90_ms']:.1f}",
+                "–" if r.get("cpu_median_ms") is None else f"{r['cpu_median_ms']:.1f}",
                 "–" if r.get("load_avg") is None else f"{r['load_avg']:.2f}",
             ]
         if baseline:
-            b = base.get(r["runtime"])
+            b, bc = base.get(r["runtime"]), base_cpu.get(r["runtime"])
             cells.append(f"{b / r['median_ms']:.1f}×" if b and r.get("median_ms") else "–")
+            cells.append(f"{bc / r['cpu_median_ms']:.1f}×" if bc and r.get("cpu_median_ms") else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
