@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("names", nargs="+", choices=("fonts", "fashion", "labels2sat"))
-    parser.add_argument("--epochs", type=int, help="default: fonts 10, fashion 4, labels2sat 12")
+    parser.add_argument("--epochs", type=int, help="default: fonts 10, fashion 2, labels2sat 5 (the shipped ones)")
     parser.add_argument("--data", type=Path, help="labels2sat: the prepared dataset folder")
     parser.add_argument(
         "--copies", type=int, default=4, help="fonts: augmented renderings per character and face"
@@ -319,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
             sizes = tuple(int(v) for v in args.render_sizes.split(","))
             train_fonts(args.epochs or 10, args.copies, args.out, sizes)
         elif name == "fashion":
-            train_fashion(args.epochs or 4, args.out)
+            train_fashion(args.epochs or 2, args.out)
         else:
-            train_labels2sat(args.epochs or 12, args.data, args.out)
+            train_labels2sat(args.epochs or 5, args.data, args.out)
         print(f"{name}: {time.perf_counter() - start:.0f} s")
     return 0
 
