@@ -299,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("names", nargs="+", choices=("fonts", "fashion", "labels2sat"))
-    parser.add_argument("--epochs", type=int, help="default: fonts 10, fashion 2, labels2sat 5 (the shipped ones)")
+    parser.add_argument(
+        "--epochs", type=int, help="default: fonts 10, fashion 2, labels2sat 5 (the shipped ones)"
+    )
     parser.add_argument("--data", type=Path, help="labels2sat: the prepared dataset folder")
     parser.add_argument(
         "--copies", type=int, default=4, help="fonts: augmented renderings per character and face"

@@ -19,4 +19,6 @@ def tiny_fonts(tmp_path_factory):
 def tiny_fonts_unpaired(tmp_path_factory):
     from gancompress.data import build_font_dataset
 
-    return build_font_dataset(tmp_path_factory.mktemp("fonts") / "unpaired", size=32, max_chars=40, paired=False)
+    return build_font_dataset(
+        tmp_path_factory.mktemp("fonts") / "unpaired", size=32, max_chars=40, paired=False
+    )

@@ -42,7 +42,10 @@ def test_build_is_deterministic_and_seed_matters(tmp_path, tiny_fonts):
 
 
 def test_unpaired_variant(tiny_fonts_unpaired):
-    names = {d: {p.stem for p in (tiny_fonts_unpaired / d).glob("*.png")} for d in ("trainA", "trainB", "testA", "testB")}
+    names = {
+        d: {p.stem for p in (tiny_fonts_unpaired / d).glob("*.png")}
+        for d in ("trainA", "trainB", "testA", "testB")
+    }
     assert not names["trainA"] & names["trainB"], "unpaired training halves must not share characters"
     assert names["testA"] == names["testB"]
     assert not (names["trainA"] | names["trainB"]) & names["testA"]
@@ -66,7 +69,9 @@ def test_paired_images_hold_source_and_target(tiny_fonts):
 def test_blank_and_duplicate_glyphs_dropped():
     fd = mpl_font_dir()
     # Space and no-break space are blank; Latin A / Greek Alpha / Cyrillic A draw the same glyph.
-    glyphs = render_shared_glyphs(fd / "DejaVuSans.ttf", fd / "DejaVuSerif.ttf", 32, [0x20, 0xA0, 0x41, 0x391, 0x410, 0x42])
+    glyphs = render_shared_glyphs(
+        fd / "DejaVuSans.ttf", fd / "DejaVuSerif.ttf", 32, [0x20, 0xA0, 0x41, 0x391, 0x410, 0x42]
+    )
     assert glyphs.codepoints == (0x41, 0x42)
     assert glyphs.source.shape == (2, 32, 32)
 

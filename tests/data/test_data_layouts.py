@@ -106,7 +106,9 @@ def test_mode_conversion_grayscale_palette_rgba(tmp_path):
     pal = tmp_path / "p.png"
     from PIL import Image
 
-    Image.fromarray(np.full((8, 8, 3), (10, 200, 30), np.uint8)).convert("P", palette=Image.ADAPTIVE).save(pal)
+    Image.fromarray(np.full((8, 8, 3), (10, 200, 30), np.uint8)).convert("P", palette=Image.ADAPTIVE).save(
+        pal
+    )
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[..., 0] = 255
     rgba[:4, :, 3] = 255  # top half opaque red, bottom half fully transparent

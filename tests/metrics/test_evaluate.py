@@ -223,6 +223,8 @@ def test_labels2sat_gets_its_shipped_segmenter(tmp_path):
     r = evaluate_generator(DeepBlue(), root, kind="semantic", extractors=(MeanPool(),), stats_dir=tmp_path)
     assert r["segmentation"]["segmenter"] == "segmenter/labels2sat"
     assert r["segmentation"]["miou"] == 1.0  # deep blue reads as ocean everywhere
-    assert r["segmentation"]["per_class_iou"][0] == 1.0 and r["segmentation"]["per_class_iou"][1:] == [None] * 6
+    assert (
+        r["segmentation"]["per_class_iou"][0] == 1.0 and r["segmentation"]["per_class_iou"][1:] == [None] * 6
+    )
     with pytest.raises(CheckpointError, match="no segmenter 'cityscapes'.*labels2sat"):
         load_segmenter("cityscapes")
