@@ -134,3 +134,40 @@ def test_speedup_column_and_device_info():
     assert "| student | eager | 1 | 1×3×8×8 | 25.0 | 25.0–25.0 | 12.5 | 0.50 | 4.0× | 4.0× |" in table
     info = latency.device_info()
     assert info["cpu"] and info["torch"] == torch.__version__ and info["python"]
+
+
+def test_openvino_rows_share_the_onnx_files(tmp_path, fonts32):
+    pytest.importorskip("openvino")
+    from gancompress.export.int8 import calibration_inputs
+
+    g = create_generator("resnet", base_width=4, separable=True).eval()
+    calib = calibration_inputs(g, fonts32, count=4, size=32)
+    rows = measure_generator(
+        g,
+        runtimes=("ort-int8", "openvino-fp32", "openvino-int8"),
+        size=(32, 32),
+        threads=1,
+        warmup=1,
+        repeats=2,
+        calibration=calib,
+        workdir=tmp_path,
+    )
+    assert [r["error"] for r in rows] == [None, None, None]
+    assert [r["dtype"] for r in rows] == ["int8", "float32", "int8"]
+    assert rows[1]["openvino"] and rows[1]["extra"]["openvino_precision"] == "f32"
+    assert rows[2]["median_ms"] > 0 and rows[2]["cpu_median_ms"] > 0
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["fp32.onnx", "int8.onnx"]
+
+
+def test_openvino_rows_are_skipped_with_a_note_when_not_installed(tmp_path, monkeypatch):
+    from gancompress.export import openvino
+
+    monkeypatch.setattr(openvino, "openvino_version", lambda: None)
+    g = create_generator("resnet", base_width=4).eval()
+    rows = measure_generator(
+        g, runtimes=("openvino-fp32", "eager"), size=(32, 32), warmup=0, repeats=1, workdir=tmp_path
+    )
+    assert rows[0]["error"].startswith("skipped: OpenVINO is not installed") and rows[0]["median_ms"] is None
+    assert rows[1]["error"] is None
+    table = format_table(rows)
+    assert "| skipped: OpenVINO is not installed" in table and "failed" not in table

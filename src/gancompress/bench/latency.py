@@ -7,9 +7,12 @@ Runtimes (:data:`RUNTIMES`):
 ``compile``        ``torch.compile`` (Inductor, with weight freezing) of the channels-last deploy form.
 ``ort-fp32``       ONNX Runtime on the fp32 graph of :func:`gancompress.export.onnx.export_onnx`.
 ``ort-int8``       ONNX Runtime on the int8 QDQ graph of :func:`gancompress.export.int8.quantize_onnx_int8`.
+``openvino-fp32``  OpenVINO's CPU plugin on the same fp32 graph, compiled for the measured input shape
+                   (optional extra ``gancompress[openvino]``; rows say "skipped" without it).
+``openvino-int8``  OpenVINO on the same int8 QDQ graph.
 
 Every measurement sets its threads explicitly (``torch.set_num_threads`` / ORT's
-``intra_op_num_threads``), runs ``warmup`` calls, then ``repeats`` timed calls, each timed on its
+``intra_op_num_threads`` / OpenVINO's ``INFERENCE_NUM_THREADS``), runs ``warmup`` calls, then ``repeats`` timed calls, each timed on its
 own with :func:`time.perf_counter` (CUDA events on a GPU), and reports the median with the 10th and
 90th percentiles. A runtime that fails (``torch.compile`` without a compiler, say) gives a row
 with ``error`` set instead of stopping the others. Each row records the device, the versions, the
@@ -39,8 +42,11 @@ import torch
 from ..errors import ConfigError
 from ..models import Generator
 
-RUNTIMES = ("eager", "channels_last", "compile", "ort-fp32", "ort-int8")
+RUNTIMES = ("eager", "channels_last", "compile", "ort-fp32", "ort-int8", "openvino-fp32", "openvino-int8")
 TORCH_RUNTIMES = ("eager", "channels_last", "compile")
+ORT_RUNTIMES = ("ort-fp32", "ort-int8")
+OPENVINO_RUNTIMES = ("openvino-fp32", "openvino-int8")
+INT8_RUNTIMES = ("ort-int8", "openvino-int8")
 
 
 @dataclass
@@ -147,6 +153,9 @@ def device_info(device: str = "cpu") -> dict[str, Any]:
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:  # pragma: no cover - a dependency, but latency of torch runtimes needs none
         info["onnxruntime"] = None
+    from ..export.openvino import openvino_version
+
+    info["openvino"] = openvino_version()
     if str(device).startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -175,6 +184,7 @@ class LatencyRow:
     torch: str
     onnxruntime: str | None
     python: str
+    openvino: str | None = None
     median_ms: float | None = None
     p10_ms: float | None = None
     p90_ms: float | None = None
@@ -246,6 +256,17 @@ def _ort_callable(path: str | os.PathLike, inputs: tuple[torch.Tensor, ...], thr
     return lambda: session.run(None, feed)
 
 
+def _openvino_callable(path: str | os.PathLike, inputs: tuple[torch.Tensor, ...], threads: int):
+    import numpy as np
+
+    from ..export.openvino import openvino_model
+
+    compiled = openvino_model(path, threads=threads, shapes=[list(t.shape) for t in inputs])
+    request = compiled.create_infer_request()
+    feed = {i: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32) for i, t in enumerate(inputs)}
+    return lambda: request.infer(feed)
+
+
 def measure_generator(
     generator: Generator,
     *,
@@ -268,7 +289,9 @@ def measure_generator(
 
     ONNX files are exported into ``workdir`` (a temporary folder by default) unless given; the
     int8 graph needs ``onnx_int8`` or ``calibration`` inputs (real images, see
-    :func:`gancompress.export.int8.calibration_inputs`), otherwise its row carries an error.
+    :func:`gancompress.export.int8.calibration_inputs`), otherwise its row carries an error. ORT and
+    OpenVINO rows read the same files. OpenVINO rows are skipped (``error`` starting "skipped") when
+    the optional ``openvino`` package is not installed.
 
     Example:
         >>> measure_generator(g, name="student", runtimes=RUNTIMES, size=(256, 256), threads=2,
@@ -297,29 +320,38 @@ def measure_generator(
                 runtime=runtime,
                 batch=batch,
                 input_shape=list(inputs[0].shape),
-                dtype="int8" if runtime == "ort-int8" else "float32",
+                dtype="int8" if runtime in INT8_RUNTIMES else "float32",
                 threads=threads,
                 device=str(device),
                 cpu=info["cpu"],
                 torch=info["torch"],
                 onnxruntime=info["onnxruntime"],
                 python=info["python"],
+                openvino=info["openvino"],
                 rewrites=",".join(rewrites),
             )
             try:
+                if runtime in OPENVINO_RUNTIMES and info["openvino"] is None:
+                    row.error = "skipped: OpenVINO is not installed (pip install 'gancompress[openvino]')"
+                    rows.append(row.to_dict())
+                    continue
                 if runtime in TORCH_RUNTIMES:
                     fn = _torch_callable(generator, runtime, inputs, rewrites, device)
                 else:
                     if str(device) != "cpu":
-                        raise ConfigError(
-                            "ONNX Runtime latency is measured on the CPU execution provider only"
-                        )
-                    row.extra["ort_optimization"] = ort_optimization
+                        raise ConfigError("ONNX Runtime and OpenVINO latency is measured on the CPU only")
                     path = _onnx_path(
                         generator, runtime, workdir, rewrites, onnx_fp32, onnx_int8, calibration
                     )
                     onnx_fp32 = onnx_fp32 or workdir / "fp32.onnx"
-                    fn = _ort_callable(path, inputs, threads, ort_optimization)
+                    if runtime in INT8_RUNTIMES:
+                        onnx_int8 = path  # the ORT and OpenVINO int8 rows share one calibrated graph
+                    if runtime in ORT_RUNTIMES:
+                        row.extra["ort_optimization"] = ort_optimization
+                        fn = _ort_callable(path, inputs, threads, ort_optimization)
+                    else:
+                        row.extra["openvino_precision"] = "f32"
+                        fn = _openvino_callable(path, inputs, threads)
                 load_before = load_average()
                 stats = time_calls(fn, warmup=warmup, repeats=repeats, device=device)
                 for key, value in asdict(stats).items():
@@ -340,14 +372,14 @@ def _onnx_path(generator, runtime, workdir: Path, rewrites, onnx_fp32, onnx_int8
     fp32 = Path(onnx_fp32) if onnx_fp32 is not None else workdir / "fp32.onnx"
     if not fp32.is_file():
         export_onnx(generator, fp32, rewrites=rewrites)
-    if runtime == "ort-fp32":
+    if runtime not in INT8_RUNTIMES:
         return fp32
     if onnx_int8 is not None:
         return Path(onnx_int8)
     int8 = workdir / "int8.onnx"
     if not int8.is_file():
         if calibration is None:
-            raise ConfigError("ort-int8 needs an int8 graph or calibration inputs (real images)")
+            raise ConfigError(f"{runtime} needs an int8 graph or calibration inputs (real images)")
         from ..export.int8 import quantize_onnx_int8
 
         quantize_onnx_int8(fp32, int8, calibration)
@@ -375,7 +407,7 @@ def format_table(rows: Sequence[dict[str, Any]], baseline: str | None = None) ->
                 str(r["threads"]),
                 shape,
                 "–",
-                f"failed: {r['error']}",
+                r["error"] if r["error"].startswith("skipped") else f"failed: {r['error']}",
                 "–",
                 "–",
             ]
@@ -403,6 +435,7 @@ def environment_line(threads: int, device: str = "cpu") -> str:
     info = device_info(device)
     return (
         f"device {info['device']} ({info['cpu']}, {info['cpu_count']} logical cores), threads {threads}, "
-        f"torch {info['torch']}, onnxruntime {info['onnxruntime']}, Python {info['python']}, "
+        f"torch {info['torch']}, onnxruntime {info['onnxruntime']}, openvino {info['openvino']}, "
+        f"Python {info['python']}, "
         f"load average {load_average()}"
     )
