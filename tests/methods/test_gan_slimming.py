@@ -145,7 +145,7 @@ def test_unsupported_families_are_refused():
 
 
 # -- training and control ----------------------------------------------------------------------------
-def _train(rho: float, steps: int = 4):
+def _train(rho: float, steps: int = 4, target: float | None = None):
     teacher = create_generator("resnet", base_width=4, num_blocks=3)
     student = slimmable_student(teacher)
     groups = scale_groups(student)
@@ -164,6 +164,8 @@ def _train(rho: float, steps: int = 4):
         rho=rho,
         lr_gamma=0.1,
         momentum=0.0,
+        target_macs=None if target is None else target * MacsTable(student, (16, 16))(student.arch),
+        macs=None if target is None else MacsTable(student, (16, 16)),
     )
     opts = task.configure_optimizers()
     for step in range(steps):
@@ -187,6 +189,19 @@ def test_larger_rho_leaves_fewer_channels_and_dead_channels_output_zero():
     assert total == alive[0.0] > alive[1.0] > alive[2.5]
     slim = remove_off_channels(student, groups)  # exact after real training steps too
     assert sum(slim.channels().values()) < sum(student.channels().values())
+
+
+def test_a_macs_target_stops_the_proximal_step_before_it_is_passed():
+    macs = None
+    for target in (None, 0.5):
+        student, groups, logs = _train(2.5, steps=6, target=target)
+        macs = MacsTable(student, (16, 16))
+        ratio = macs(widths_at(student, groups)) / macs(student.arch)
+        if target is None:  # this rho alone goes far below half the MACs ...
+            assert ratio < 0.5 and logs["prox_stopped"] == 0
+        else:  # ... a target of half stops it above the target, and channels off stay off
+            assert ratio >= 0.5 and logs["prox_stopped"] == 1
+            assert sum(alive_channels(student, groups).values()) < sum(g.channels for g in groups.values())
 
 
 def test_budget_control_reaches_the_target_and_reports_it():

@@ -2,8 +2,9 @@
 
 1. The student starts as the teacher with a learnable γ/β on every norm, optionally fake-quantised
    (GS-8). It trains with the GAN Slimming objective; γ takes proximal steps towards sparsity.
-2. With a MACs target (``--budget-macs`` / ``--ratio``), a final global threshold on |γ| switches off
-   the weakest channels until the target is met; without one, ρ alone decides.
+2. With a MACs target (``--budget-macs`` / ``--ratio``), the proximal step stops before the live
+   widths fall below the target (so a large ρ cannot overshoot it), and a final global threshold on
+   |γ| switches off the weakest channels until the target is met; without one, ρ alone decides.
 3. The γ = 0 channels are removed from every coupled layer (exactly: the output is checked), giving a
    plain generator of the same family at smaller widths.
 4. It is fine-tuned with the same objective (still fake-quantised for GS-8) and exported: the saved
@@ -137,7 +138,9 @@ def _prof(p) -> dict[str, int]:
     return {"params": p.params, "macs_paper": p.macs_paper, "macs_true": p.macs_true}
 
 
-def _make_task(student, teacher, disc, recipe, stage, distillation, groups=None, rho=0.0) -> GanSlimmingTask:
+def _make_task(
+    student, teacher, disc, recipe, stage, distillation, groups=None, rho=0.0, target_macs=None, macs=None
+) -> GanSlimmingTask:
     return GanSlimmingTask(
         student,
         teacher,
@@ -150,6 +153,8 @@ def _make_task(student, teacher, disc, recipe, stage, distillation, groups=None,
         lr_gamma=recipe.slim.lr_gamma,
         momentum=recipe.slim.momentum,
         weight_decay=recipe.weight_decay,
+        target_macs=target_macs,
+        macs=macs,
     )
 
 
@@ -236,7 +241,19 @@ def run_gan_slimming(
         if bits < 32
         else None
     )
-    task = _make_task(student, frozen_teacher, disc, recipe, recipe.slim.train, distillation, groups, rho)
+    macs_table = MacsTable(student, size, out_dir / "macs_cache.json")
+    task = _make_task(
+        student,
+        frozen_teacher,
+        disc,
+        recipe,
+        recipe.slim.train,
+        distillation,
+        groups,
+        rho,
+        target_macs=None if target is None else target[2],
+        macs=None if target is None else macs_table,
+    )
     stages: dict[str, Any] = {}
     stages["slim"] = run_stage(task, train, recipe.slim.train, out_dir / "slim", options, bs, nw)
     if quant is not None:
@@ -246,11 +263,11 @@ def run_gan_slimming(
         "alive_channels": alive_channels(student, groups),
         "channels": {g.name: g.channels for g in groups.values()},
         "arch_from_rho": str(widths_at(student, groups)),
+        "stopped_at_target": bool(task.prox_stopped.item()),
     }
     wall["slim"] = time.perf_counter() - t
 
     # 2. reach the MACs target with a final threshold on |γ|
-    macs_table = MacsTable(student, size, out_dir / "macs_cache.json")
     control: dict[str, Any] = {"given": None}
     if target is not None:
         kind_given, value, target_macs = target

@@ -3,27 +3,37 @@
 min over the student's weights W and scales γ, max over D, of
 ``gan · L_GAN(D: teacher output real, student output fake) + beta · L_distill(student, teacher)
 + rho · ‖γ‖₁``. W takes Adam steps; γ takes SGD steps followed by the proximal soft-threshold of the
-L1 term (threshold = current γ learning rate × rho), then β follows γ to 0 where γ is 0. With
-quantisation attached the student runs with fake-quantised weights and activations (STE).
+L1 term (threshold = current γ learning rate × rho), then β follows γ to 0 where γ is 0. Given a
+MACs target, the proximal step stops for good at the first step that would take the live widths
+below it (that step is undone), so ρ cannot overshoot the target; the final |γ| threshold then meets
+it exactly. With quantisation attached the student runs with fake-quantised weights and activations (STE).
 D sees the teacher's outputs as real and a history pool of the student's as fake (CycleGAN's pool).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...arch import ArchSpec
 from ...errors import ConfigError
 from ...models import Generator
 from ...training.losses import ImagePool, discriminator_loss, generator_gan_loss
 from ..gan_compression.distill import split_batch
 from ..gan_compression.recipe import StageConfig
 from .recipe import SlimLoss
-from .slim import ScaleGroup, alive_channels, gamma_parameters, soft_threshold_, switch_off_dead_
+from .slim import (
+    ScaleGroup,
+    alive_channels,
+    gamma_parameters,
+    soft_threshold_,
+    switch_off_dead_,
+    widths_at,
+)
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
@@ -83,8 +93,11 @@ class GanSlimmingTask(nn.Module):
     """Train a slimmable (optionally fake-quantised) student against a frozen teacher.
 
     With ``groups`` (the slimming stage) γ of those norms gets its own SGD optimiser and the proximal
-    step; without (fine-tuning) every student parameter is trained by Adam. The state dict holds the
-    student (γ included, and the weight quantisers' bit width), the discriminator and the pool.
+    step; without (fine-tuning) every student parameter is trained by Adam. With ``target_macs`` and
+    ``macs`` (paper MACs of an ArchSpec) the proximal step is guarded: the first step that would leave
+    the live widths costing less than the target is undone and sparsification stops (channels already
+    off stay off). The state dict holds the student (γ included, and the weight quantisers' bit
+    width), the discriminator, the pool and whether sparsification has stopped.
 
     Example:
         >>> task = GanSlimmingTask(student, teacher, disc, SlimLoss(distill="mse"), stage, groups=groups, rho=0.01)
@@ -105,8 +118,12 @@ class GanSlimmingTask(nn.Module):
         lr_gamma: float = 0.1,
         momentum: float = 0.5,
         weight_decay: float = 0.0,
+        target_macs: float | None = None,
+        macs: Callable[[ArchSpec], int] | None = None,
     ) -> None:
         super().__init__()
+        if (target_macs is None) != (macs is None):
+            raise ConfigError("a MACs target for the proximal step needs both target_macs and macs")
         if student.family != teacher.family:
             raise ConfigError(f"student is {student.family!r}, teacher is {teacher.family!r}")
         if loss.gan > 0 and discriminator is None:
@@ -121,6 +138,10 @@ class GanSlimmingTask(nn.Module):
         self.lr_gamma = lr_gamma
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.target_macs = target_macs
+        self.macs = macs
+        # 1 once the guarded proximal step reached the target; a buffer, so resume restores it
+        self.register_buffer("prox_stopped", torch.zeros((), dtype=torch.int64))
         self.distillation = distillation or OutputDistillation("mse")
         # Frozen networks sit in a tuple so they are not registered: checkpoints hold trained weights only.
         self._frozen = (teacher.eval().requires_grad_(False),)
@@ -183,10 +204,13 @@ class GanSlimmingTask(nn.Module):
         optimizers["G"].step()
         if "gamma" in optimizers:
             opt = optimizers["gamma"]
+            gammas = gamma_parameters(self.student, self.groups)
+            off = [g.detach() == 0 for g in gammas]
             opt.step()
             lr = opt.param_groups[0]["lr"]  # fit's linear decay scales it, as the official cosine schedule
-            soft_threshold_(gamma_parameters(self.student, self.groups), lr * self.rho)
+            self._proximal_step(gammas, off, lr * self.rho)
             switch_off_dead_(self.student, self.groups)
+            logs["prox_stopped"] = float(self.prox_stopped)
             alive = alive_channels(self.student, self.groups)
             logs["alive_channels"] = float(sum(alive.values()))
             logs["lr_gamma"] = lr
@@ -204,6 +228,23 @@ class GanSlimmingTask(nn.Module):
             optimizers["D"].step()
             logs["loss_d"] = float(loss_d.detach())
         return logs
+
+    @torch.no_grad()
+    def _proximal_step(self, gammas: list[torch.Tensor], off: list[torch.Tensor], threshold: float) -> None:
+        """Soft-threshold γ, unless sparsification has stopped or this step would pass the MACs target."""
+        if self.prox_stopped.item():
+            for g, dead in zip(gammas, off, strict=True):
+                g[dead] = 0  # channels already switched off stay off; the others train freely
+            return
+        before = [g.detach().clone() for g in gammas]
+        soft_threshold_(gammas, threshold)
+        if (
+            self.target_macs is not None
+            and self.macs(widths_at(self.student, self.groups)) < self.target_macs
+        ):
+            for g, b in zip(gammas, before, strict=True):
+                g.copy_(b)  # undo: the final |γ| threshold reaches the target from just above it
+            self.prox_stopped.fill_(1)
 
     @torch.no_grad()
     def sample(self, batch: Mapping[str, Any]) -> torch.Tensor:
