@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import apply_overrides, from_dict, load_yaml
-from ..errors import ConfigError, GanCompressError
+from ..errors import CheckpointError, ConfigError, GanCompressError
 from ..utils.files import atomic_write_json, atomic_write_text, check_writable
 from .benchmark import BenchmarkOptions, run_benchmark
 
@@ -171,7 +171,12 @@ def stage_dir(path: Path, recipe: DemoRecipe, data_root: Path) -> Path:
     current = {"teacher": to_dict(recipe.teacher), "method": to_dict(recipe.method), "data": str(data_root)}
     record = path / "recipe.json"
     if record.is_file():
-        previous = json.loads(record.read_text())
+        try:
+            previous = json.loads(record.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"{record} is not readable JSON ({exc}); delete it or choose another --out"
+            ) from None
         if previous != json.loads(json.dumps(current)):
             raise ConfigError(
                 f"{record}: these stages were made with another demo recipe or dataset; "

@@ -130,6 +130,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"{files['state.json']} is not readable JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("version") != CHECKPOINT_VERSION or "step" not in meta:
         raise CheckpointError(f"{files['state.json']} is not a gancompress training checkpoint (version 1)")
+    if isinstance(meta["step"], bool) or not isinstance(meta["step"], int) or meta["step"] < 0:
+        raise CheckpointError(
+            f"{files['state.json']}: step must be a non-negative integer, got {meta['step']!r}"
+        )
     tensors = {}
     for key in ("model.safetensors", "state.safetensors"):
         try:
@@ -138,7 +142,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             raise CheckpointError(f"{files[key]} is not a readable safetensors file ({exc})") from None
     try:
         state = unflatten(meta["state"], tensors["state.safetensors"])
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise CheckpointError(f"{files['state.json']} does not match state.safetensors ({exc})") from None
     return Checkpoint(path, int(meta["step"]), tensors["model.safetensors"], state)
 

@@ -334,7 +334,30 @@ def _restore(state: TrainState, path: Path, callbacks: Sequence[Callback]) -> No
 
     ckpt = load_checkpoint(path)
     load_model_state(state.task, ckpt.model, str(path / "model.safetensors"))
-    saved = ckpt.state
+    try:
+        _restore_training_state(state, path, ckpt.state, ckpt.step, callbacks)
+    except CheckpointError:
+        raise
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        RuntimeError,
+        ArithmeticError,
+    ) as exc:
+        # A damaged or foreign state.json: name the file rather than fail deep inside torch or random.
+        raise CheckpointError(
+            f"{path / 'state.json'} does not fit this run ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _restore_training_state(
+    state: TrainState, path: Path, saved: dict[str, Any], step: int, callbacks: Sequence[Callback]
+) -> None:
+    from ..errors import CheckpointError
+
     missing = sorted(set(state.optimizers) ^ set(saved.get("optimizers", {})))
     if missing:
         raise CheckpointError(f"{path}: optimizers {missing} differ between the checkpoint and this task")
@@ -347,7 +370,7 @@ def _restore(state: TrainState, path: Path, callbacks: Sequence[Callback]) -> No
         s.load_state_dict(saved["schedulers"][k])
         # The schedule's length may have changed since (a longer run): recompute from the new lambda.
     set_rng_state(saved["rng"])
-    state.step = ckpt.step
+    state.step = step
     state.lr_scale = float(saved.get("lr_scale", 1.0))
     for cb in callbacks:
         if cb.name in saved.get("callbacks", {}):

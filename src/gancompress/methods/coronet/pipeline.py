@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from ...config import save_yaml
-from ...errors import ConfigError
+from ...errors import CheckpointError, ConfigError
 from ...export.saved import load_generator, save_generator
 from ...metrics.profile import profile_generator
 from ...models import Generator
@@ -151,7 +151,15 @@ def _check_same_target(run_dir: Path, target: float, resume: bool) -> None:
 
     path = run_dir / "target.json"
     if resume and path.is_file():
-        previous = json.loads(path.read_text()).get("target_macs")
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path} is not readable JSON ({exc}); delete it, or use --no-resume"
+            ) from None
+        previous = previous.get("target_macs") if isinstance(previous, dict) else None
+        if isinstance(previous, bool) or not isinstance(previous, int | float):
+            raise CheckpointError(f"{path} holds no target_macs number; delete it, or use --no-resume")
         if previous != target:
             raise ConfigError(
                 f"{run_dir} was pruned towards {previous:.6g} MACs, not {target:.6g}: "

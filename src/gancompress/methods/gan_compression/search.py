@@ -53,7 +53,15 @@ class JsonCache:
             self.data = data["entries"]
 
     def get(self, key: str) -> Any:
-        return self.data.get(key)
+        value = self.data.get(key)
+        # Every table holds finite numbers (MACs, ms, scores); anything else is a damaged file.
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+        ):
+            raise CheckpointError(
+                f"{self.path}: entry {key!r} is {value!r}, not a finite number; delete the file"
+            )
+        return value
 
     def __contains__(self, key: str) -> bool:
         return key in self.data
