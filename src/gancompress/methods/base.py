@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..models import Generator
 from ..registry import Registry
 
@@ -85,4 +85,28 @@ def compress(
     if not isinstance(teacher, Generator):
         raise ConfigError(f"teacher must be a gancompress Generator, got {type(teacher).__name__}")
     runner = METHODS.get(method)
+    from ..utils.files import check_writable
+
+    check_writable(Path(out_dir))  # a read-only or unusable --out fails now, not after training
     return runner(teacher, Path(data), Path(out_dir), options or MethodOptions())
+
+
+def check_teacher_fits_data(teacher: Generator, dataset: Any, root: Path) -> None:
+    """Fail before training when the teacher's input or output channels differ from the data's."""
+    from ..training.state import preserved_rng
+    from .gan_compression.distill import split_batch
+
+    with preserved_rng():  # reading an item must not shift the run's random stream
+        x, y = split_batch(dataset[0])
+    expected = {
+        "input": teacher.options.get("in_channels", teacher.options.get("label_channels")),
+        "output": teacher.options.get("out_channels"),
+    }
+    for what, want, got in (
+        ("input", expected["input"], x.shape[0]),
+        ("output", expected["output"], y.shape[0]),
+    ):
+        if want is not None and int(want) != int(got):
+            raise DataError(
+                f"{root}: the teacher's {what} has {want} channels, but the dataset's {what} images have {got}"
+            )

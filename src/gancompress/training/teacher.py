@@ -170,7 +170,9 @@ def train_teacher(
     if max_steps <= 0:
         raise ConfigError("train: the schedule has no steps (epochs, decay_epochs and max_steps are all 0)")
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        from ..utils.files import check_writable
+
+        check_writable(out)  # a read-only or unusable output folder fails now, not at the first checkpoint
         save_yaml(
             to_dict(recipe)
             | {

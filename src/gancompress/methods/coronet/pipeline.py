@@ -27,7 +27,7 @@ from ...export.saved import load_generator, save_generator
 from ...metrics.profile import profile_generator
 from ...models import Generator
 from ...utils.files import atomic_write_json
-from ..base import CompressionResult, MethodOptions, register_method
+from ..base import CompressionResult, MethodOptions, check_teacher_fits_data, register_method
 from ..gan_compression.distill import build_discriminator
 from ..gan_compression.pipeline import configs_dir, run_stage, split_holdout
 from ..gan_compression.search import MacsTable, profile_arch
@@ -197,6 +197,7 @@ def run_coronet(teacher: Generator, data: Path, out_dir: Path, options: MethodOp
     kind_given, value, target = target_macs(recipe, options, teacher_prof.macs_paper)
 
     train_full, evaluation, kind = _datasets(data, recipe)
+    check_teacher_fits_data(teacher, evaluation, data)
     train_idx, held_idx = split_holdout(len(train_full), recipe.data.holdout)
     train = Subset(train_full, train_idx)
     objective = _objective(recipe, kind)

@@ -29,7 +29,7 @@ from ...export.saved import load_generator, save_generator
 from ...metrics.profile import profile_generator
 from ...models import Generator
 from ...utils.files import atomic_write_json
-from ..base import CompressionResult, MethodOptions, register_method
+from ..base import CompressionResult, MethodOptions, check_teacher_fits_data, register_method
 from .distill import (
     DistillTask,
     FeatureAdapters,
@@ -38,8 +38,9 @@ from .distill import (
     discriminator_is_conditional,
     fixed_arch,
     split_batch,
+    teacher_gan_mode,
 )
-from .recipe import GanCompressionRecipe, StageConfig, load_recipe
+from .recipe import GAN_MODES, GanCompressionRecipe, StageConfig, load_recipe
 from .search import (
     Budget,
     HeldOut,
@@ -162,6 +163,25 @@ def pseudo_pairs(recipe: GanCompressionRecipe) -> tuple[GanCompressionRecipe, st
     if changed:
         note += f"; set {', '.join(changed)}"
     return dataclasses.replace(recipe, loss=loss, search=search, discriminator=disc), note
+
+
+def match_teacher_gan_mode(recipe: GanCompressionRecipe) -> tuple[GanCompressionRecipe, str | None]:
+    """The recipe with ``loss.gan_mode`` set to the objective the teacher's discriminator was trained
+    with, when the student's discriminator starts from it and the two differ (with a note saying so).
+
+    A discriminator keeps the logit scale of its own objective: one trained with BCE starts beyond
+    both hinge margins, so a hinge loss gives it no gradient at all and it never adapts to the student.
+    """
+    if recipe.loss.gan <= 0 or recipe.discriminator.init_from is None:
+        return recipe, None
+    mode = teacher_gan_mode(recipe.discriminator.init_from)
+    if mode is None or mode == recipe.loss.gan_mode or mode not in GAN_MODES:
+        return recipe, None
+    note = (
+        f"loss.gan_mode={mode} (the recipe said {recipe.loss.gan_mode}): the discriminator starts from the "
+        f"teacher's, which was trained with {mode}"
+    )
+    return dataclasses.replace(recipe, loss=dataclasses.replace(recipe.loss, gan_mode=mode)), note
 
 
 def search_segmenter(recipe: GanCompressionRecipe, data: Path) -> dict[str, Any]:
@@ -367,6 +387,7 @@ def _run(
         teacher, recipe.supernet.search_space, f"{recipe_path}: supernet.search_space"
     )
     train_full, evaluation, kind = _datasets(data, recipe)
+    check_teacher_fits_data(teacher, evaluation, data)
     train_idx, held_idx = split_holdout(len(train_full), recipe.data.holdout)
     train = Subset(train_full, train_idx)
     bs, nw = recipe.data.batch_size, recipe.data.num_workers
@@ -374,6 +395,10 @@ def _run(
     stages: dict[str, Any] = {}
     if kind == "unpaired":
         recipe, notes["unpaired"] = pseudo_pairs(recipe)
+        save_yaml(recipe, out_dir / "recipe.yaml")
+    recipe, gan_note = match_teacher_gan_mode(recipe)
+    if gan_note:
+        notes["gan_mode"] = gan_note
         save_yaml(recipe, out_dir / "recipe.yaml")
 
     # An unreachable budget fails now, not after training (the search checks again on the real supernet).

@@ -16,6 +16,7 @@ Both training stages go through :func:`gancompress.training.fit` and resume from
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,12 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from ...config import save_yaml
-from ...errors import ConfigError
+from ...errors import BudgetError, ConfigError
 from ...export.saved import save_generator
 from ...metrics.profile import profile_generator
 from ...models import Generator
 from ...utils.files import atomic_write_json
-from ..base import CompressionResult, MethodOptions, register_method
+from ..base import CompressionResult, MethodOptions, check_teacher_fits_data, register_method
 from ..gan_compression.distill import build_discriminator, split_batch
 from ..gan_compression.pipeline import configs_dir, run_stage, split_holdout
 from ..gan_compression.search import MacsTable, profile_arch
@@ -204,6 +205,7 @@ def run_gan_slimming(
     teacher_prof = profile_arch(type(teacher), teacher.options, teacher.arch, size)
     target = resolve_target(recipe, options, teacher_prof.macs_paper)
     train_full, evaluation, kind = _datasets(data, recipe)
+    check_teacher_fits_data(teacher, evaluation, data)
     train_idx, held_idx = split_holdout(len(train_full), recipe.data.holdout)
     train = Subset(train_full, train_idx)
     bs, nw = recipe.data.batch_size, recipe.data.num_workers
@@ -242,6 +244,15 @@ def run_gan_slimming(
         else None
     )
     macs_table = MacsTable(student, size, out_dir / "macs_cache.json")
+    if target is not None:
+        # An unreachable target fails now, not after the slimming stage (threshold_to_budget checks again).
+        floor = widths_at(student, groups, math.inf)
+        if macs_table(floor) > target[2]:
+            raise BudgetError(
+                f"MACs target {target[2]:.4g} is below what one unit of width per gated group costs "
+                f"({floor}: {macs_table(floor):.4g} MACs, the smallest reachable); raise the target or "
+                "gate more groups (slim.groups)"
+            )
     task = _make_task(
         student,
         frozen_teacher,
