@@ -136,27 +136,38 @@ def test_speedup_column_and_device_info():
     assert info["cpu"] and info["torch"] == torch.__version__ and info["python"]
 
 
-def test_openvino_rows_share_the_onnx_files(tmp_path, fonts32):
+def test_openvino_rows_get_their_runtimes_rewrites_or_share_given_ones(tmp_path, fonts32):
     pytest.importorskip("openvino")
     from gancompress.export.int8 import calibration_inputs
+    from gancompress.export.rewrite import RUNTIME_REWRITES
 
     g = create_generator("resnet", base_width=4, separable=True).eval()
-    calib = calibration_inputs(g, fonts32, count=4, size=32)
+    calib = iter(calibration_inputs(g, fonts32, count=4, size=32))  # a one-pass iterable calibrates both
+    runtimes = ("ort-int8", "openvino-fp32", "openvino-int8")
     rows = measure_generator(
-        g,
-        runtimes=("ort-int8", "openvino-fp32", "openvino-int8"),
-        size=(32, 32),
-        threads=1,
-        warmup=1,
-        repeats=2,
-        calibration=calib,
-        workdir=tmp_path,
+        g, runtimes=runtimes, size=(32, 32), warmup=1, repeats=2, calibration=calib, workdir=tmp_path / "a"
     )
     assert [r["error"] for r in rows] == [None, None, None]
     assert [r["dtype"] for r in rows] == ["int8", "float32", "int8"]
     assert rows[1]["openvino"] and rows[1]["extra"]["openvino_precision"] == "f32"
     assert rows[2]["median_ms"] > 0 and rows[2]["cpu_median_ms"] > 0
-    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["fp32.onnx", "int8.onnx"]
+    assert rows[0]["rewrites"] == ",".join(RUNTIME_REWRITES["onnxruntime"])
+    assert rows[1]["rewrites"] == rows[2]["rewrites"] == ",".join(RUNTIME_REWRITES["openvino"])
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.onnx"))
+    assert names == ["fp32.onnx", "fp32.openvino.onnx", "int8.onnx", "int8.openvino.onnx"]
+    # rewrites given explicitly: every runtime runs the same graphs
+    rows = measure_generator(
+        g,
+        runtimes=runtimes,
+        size=(32, 32),
+        warmup=0,
+        repeats=1,
+        rewrites=("fold_norm_bias",),
+        calibration=calibration_inputs(g, fonts32, count=4, size=32),
+        workdir=tmp_path / "b",
+    )
+    assert {r["rewrites"] for r in rows} == {"fold_norm_bias"} and all(r["error"] is None for r in rows)
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.onnx")) == ["fp32.onnx", "int8.onnx"]
 
 
 def test_openvino_rows_are_skipped_with_a_note_when_not_installed(tmp_path, monkeypatch):

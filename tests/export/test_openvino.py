@@ -32,18 +32,21 @@ def _reference(g, inputs):
 
 
 @pytest.mark.parametrize("key", ["resnet", "resnet_separable", "unet", "munit"])
-def test_openvino_fp32_parity_static_and_dynamic(tmp_path, key):
+def test_openvino_fp32_parity(tmp_path, key):
     g = _tiny(key)
     path = export_onnx(g, tmp_path / "g.onnx", size=(32, 32))
     inputs = example_inputs(g, (48, 32) if g.family != "unet" else (64, 32), batch=2)
     ref = _reference(g, inputs)
-    # compiled for the one shape (the latency setting), and left dynamic (the evaluation setting)
     static = openvino_model(path, threads=1, shapes=[list(t.shape) for t in inputs])
     out = run_openvino(static, *inputs)
     assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, atol=2e-4, rtol=1e-3)
-    dynamic = OpenVinoGenerator(path, threads=1)
-    torch.testing.assert_close(dynamic(*inputs), ref, atol=2e-4, rtol=1e-3)
+    # the module compiles one graph per input shape: a second shape gets its own
+    module = OpenVinoGenerator(path, threads=1)
+    torch.testing.assert_close(module(*inputs), ref, atol=2e-4, rtol=1e-3)
+    one = tuple(t[:1] for t in inputs)
+    torch.testing.assert_close(module(*one), _reference(g, one), atol=2e-4, rtol=1e-3)
+    assert len(module._compiled) == 2
 
 
 def test_openvino_int8_on_real_images_within_tolerance(tmp_path, fonts32):

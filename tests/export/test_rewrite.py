@@ -64,7 +64,11 @@ def test_rewrites_change_the_graph_where_they_apply():
     module = deploy(g, REWRITES)
     kinds = [type(m) for m in module.modules()]
     assert kinds.count(PixelShuffleConvTranspose2d) == 2  # both upsamplings
-    assert kinds.count(SpaceToDepthConv2d) == 2  # the 7×7 stem (3 inputs) and head (3 outputs)
+    # the 7×7 convs with fewer than 16 outputs: the head (3) and, at this tiny width, the stem (8)
+    assert kinds.count(SpaceToDepthConv2d) == 2 and isinstance(module.generator.head, SpaceToDepthConv2d)
+    # a stem with 16 outputs keeps its plain form: its 3 *inputs* waste no vector lanes
+    wide = deploy(create_generator("resnet", base_width=16, separable=True).eval(), REWRITES)
+    assert [type(m) for m in wide.modules()].count(SpaceToDepthConv2d) == 1
     # every conv feeding an instance norm lost its bias; the head (feeding tanh) kept it
     assert module.generator.stem_norm.__class__ is FixedInstanceNorm2d
     assert all(b.conv1.pointwise.bias is None for b in module.generator.blocks)
@@ -113,3 +117,23 @@ def test_instance_norm_matches_torch_in_both_memory_layouts():
     torch.testing.assert_close(
         norm(x.contiguous(memory_format=torch.channels_last)), ref, atol=1e-5, rtol=1e-4
     )
+
+
+def test_exported_phase_moves_are_single_blocks_first_nodes(tmp_path):
+    """SpaceToDepth / DepthToSpace (DCR) nodes, not reshape-transpose chains, and the same output."""
+    import onnx
+
+    from gancompress.export.onnx import export_onnx, ort_session, run_session
+
+    g = _tiny("resnet_separable")
+    path = export_onnx(g, tmp_path / "g.onnx", rewrites=REWRITES)
+    nodes = onnx.load(str(path)).graph.node
+    d2s = [n for n in nodes if n.op_type == "DepthToSpace"]
+    assert [n.op_type for n in nodes].count("SpaceToDepth") == 2 and len(d2s) == 4  # stem, head, 2 up
+    assert all(
+        onnx.helper.get_attribute_value(a) == b"DCR" for n in d2s for a in n.attribute if a.name == "mode"
+    )
+    assert not any(n.op_type == "Transpose" and len(n.attribute[0].ints) == 6 for n in nodes)
+    x = torch.randn(2, 3, 40, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(run_session(ort_session(path), x), g(x), atol=2e-4, rtol=1e-3)

@@ -289,15 +289,18 @@ def measure_generator(
 
     ONNX files are exported into ``workdir`` (a temporary folder by default) unless given; the
     int8 graph needs ``onnx_int8`` or ``calibration`` inputs (real images, see
-    :func:`gancompress.export.int8.calibration_inputs`), otherwise its row carries an error. ORT and
-    OpenVINO rows read the same files. OpenVINO rows are skipped (``error`` starting "skipped") when
-    the optional ``openvino`` package is not installed.
+    :func:`gancompress.export.int8.calibration_inputs`), otherwise its row carries an error.
+    ``rewrites=None`` gives each runtime the rewrites measured fastest for it
+    (:data:`gancompress.export.rewrite.RUNTIME_REWRITES`): OpenVINO then reads its own graphs
+    (``fp32.openvino.onnx``, ``int8.openvino.onnx``); given rewrites apply to every runtime, and given
+    ``onnx_fp32`` / ``onnx_int8`` files serve both ONNX runtimes. OpenVINO rows are skipped (``error``
+    starting "skipped") when the optional ``openvino`` package is not installed.
 
     Example:
         >>> measure_generator(g, name="student", runtimes=RUNTIMES, size=(256, 256), threads=2,
         ...                   calibration=calibration_inputs(g, data_root))
     """
-    from ..export.rewrite import DEFAULT_REWRITES, example_inputs
+    from ..export.rewrite import RUNTIME_REWRITES, example_inputs
 
     runtimes = list(runtimes)
     unknown = [r for r in runtimes if r not in RUNTIMES]
@@ -305,7 +308,9 @@ def measure_generator(
         raise ConfigError(f"unknown runtime(s) {unknown}; known: {', '.join(RUNTIMES)}")
     if batch < 1:
         raise ConfigError(f"batch must be at least 1, got {batch}")
-    rewrites = tuple(DEFAULT_REWRITES if rewrites is None else rewrites)
+    fixed_rewrites = None if rewrites is None else tuple(rewrites)
+    if calibration is not None:
+        calibration = list(calibration)  # may calibrate two int8 graphs (ORT's and OpenVINO's)
     inputs = example_inputs(generator, size, batch)
     info = device_info(device)
     rows: list[dict[str, Any]] = []
@@ -314,7 +319,17 @@ def measure_generator(
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="gancompress-latency-"))
         workdir = Path(workdir)
         stack.enter_context(torch_threads(threads))
+        files: dict[str, Path | None] = {"fp32": onnx_fp32, "int8": onnx_int8}
         for runtime in runtimes:
+            kind = _runtime_kind(runtime)
+            rw = fixed_rewrites if fixed_rewrites is not None else RUNTIME_REWRITES[kind]
+            given_file = onnx_int8 if runtime in INT8_RUNTIMES and onnx_int8 is not None else onnx_fp32
+            given = kind != "torch" and given_file is not None
+            if given:
+                from ..export.onnx import onnx_metadata
+
+                with contextlib.suppress(Exception):  # a file from elsewhere may carry no metadata
+                    rw = tuple(r for r in onnx_metadata(given_file).get("rewrites", "").split(",") if r)
             row = LatencyRow(
                 name=name,
                 runtime=runtime,
@@ -328,7 +343,7 @@ def measure_generator(
                 onnxruntime=info["onnxruntime"],
                 python=info["python"],
                 openvino=info["openvino"],
-                rewrites=",".join(rewrites),
+                rewrites=",".join(rw),
             )
             try:
                 if runtime in OPENVINO_RUNTIMES and info["openvino"] is None:
@@ -336,16 +351,21 @@ def measure_generator(
                     rows.append(row.to_dict())
                     continue
                 if runtime in TORCH_RUNTIMES:
-                    fn = _torch_callable(generator, runtime, inputs, rewrites, device)
+                    fn = _torch_callable(generator, runtime, inputs, rw, device)
                 else:
                     if str(device) != "cpu":
                         raise ConfigError("ONNX Runtime and OpenVINO latency is measured on the CPU only")
+                    # graphs with the same rewrites are shared between runtimes (one calibration)
+                    shared = given or fixed_rewrites is not None or rw == RUNTIME_REWRITES["onnxruntime"]
+                    tag = "" if shared else f".{kind}"
                     path = _onnx_path(
-                        generator, runtime, workdir, rewrites, onnx_fp32, onnx_int8, calibration
+                        generator,
+                        runtime,
+                        rw,
+                        files["fp32"] or workdir / f"fp32{tag}.onnx",
+                        files["int8"] or workdir / f"int8{tag}.onnx",
+                        calibration,
                     )
-                    onnx_fp32 = onnx_fp32 or workdir / "fp32.onnx"
-                    if runtime in INT8_RUNTIMES:
-                        onnx_int8 = path  # the ORT and OpenVINO int8 rows share one calibrated graph
                     if runtime in ORT_RUNTIMES:
                         row.extra["ort_optimization"] = ort_optimization
                         fn = _ort_callable(path, inputs, threads, ort_optimization)
@@ -366,17 +386,24 @@ def measure_generator(
     return rows
 
 
-def _onnx_path(generator, runtime, workdir: Path, rewrites, onnx_fp32, onnx_int8, calibration) -> Path:
+def _runtime_kind(runtime: str) -> str:
+    if runtime in TORCH_RUNTIMES:
+        return "torch"
+    return "openvino" if runtime in OPENVINO_RUNTIMES else "onnxruntime"
+
+
+def _onnx_path(
+    generator, runtime, rewrites, fp32: str | os.PathLike, int8: str | os.PathLike, calibration
+) -> Path:
+    """The graph a row runs: ``fp32`` (exported with ``rewrites`` when missing) or ``int8`` (quantised
+    from it when missing)."""
     from ..export.onnx import export_onnx
 
-    fp32 = Path(onnx_fp32) if onnx_fp32 is not None else workdir / "fp32.onnx"
+    fp32, int8 = Path(fp32), Path(int8)
     if not fp32.is_file():
         export_onnx(generator, fp32, rewrites=rewrites)
     if runtime not in INT8_RUNTIMES:
         return fp32
-    if onnx_int8 is not None:
-        return Path(onnx_int8)
-    int8 = workdir / "int8.onnx"
     if not int8.is_file():
         if calibration is None:
             raise ConfigError(f"{runtime} needs an int8 graph or calibration inputs (real images)")

@@ -121,9 +121,13 @@ def run_openvino(compiled: Any, *inputs: torch.Tensor, request: Any | None = Non
 
 
 class OpenVinoGenerator(torch.nn.Module):
-    """A compiled OpenVINO model behind a ``nn.Module`` interface (like ``OrtGenerator``), so quality
-    metrics can score it with the same code as a PyTorch generator. The graph stays dynamic, as
-    evaluation images may come in any batch.
+    """An ONNX graph run by OpenVINO behind a ``nn.Module`` interface (like ``OrtGenerator``), so
+    quality metrics can score it with the same code as a PyTorch generator.
+
+    The graph is compiled once per input shape (evaluation uses a handful): OpenVINO's static
+    compilation is its fast path, and its shape inference of a dynamic graph can fail where the
+    spatial size enters arithmetic (the odd-size padding of ``space_to_depth``), giving empty
+    outputs for MUNIT.
 
     Example:
         >>> evaluate_generator(OpenVinoGenerator("g.int8.onnx"), data_root)
@@ -132,8 +136,14 @@ class OpenVinoGenerator(torch.nn.Module):
     def __init__(self, path: str | os.PathLike, *, threads: int = 1) -> None:
         super().__init__()
         self.path = str(path)
-        self.compiled = openvino_model(path, threads=threads)
-        self._request = self.compiled.create_infer_request()
+        self.threads = threads
+        self._compiled: dict[tuple[tuple[int, ...], ...], tuple[Any, Any]] = {}
+        openvino_model(path, threads=threads)  # fail now, naming the file, if it cannot be read
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return run_openvino(self.compiled, *inputs, request=self._request)
+        key = tuple(tuple(t.shape) for t in inputs)
+        if key not in self._compiled:
+            compiled = openvino_model(self.path, threads=self.threads, shapes=[list(k) for k in key])
+            self._compiled[key] = (compiled, compiled.create_infer_request())
+        compiled, request = self._compiled[key]
+        return run_openvino(compiled, *inputs, request=request)

@@ -19,6 +19,13 @@ and every rewrite has a parity test):
 ``fold_norm_bias``
     A conv whose output goes straight into an InstanceNorm has a bias the norm subtracts again; it
     is dropped (one add per element less). Applied where the model's structure guarantees it.
+``space_to_depth``
+    A stride-1 conv with a kernel of at least 5 and fewer than 16 output channels (the ResNet's
+    7×7 head, 16 → 3 channels) runs on a 2× coarser grid with 4× the channels (see
+    :class:`SpaceToDepthConv2d`).
+
+Which rewrites pay depends on the runtime (:data:`RUNTIME_REWRITES`): OpenVINO has a fast
+transposed convolution, so ``convt_pixelshuffle`` only adds work there.
 
 Example:
     >>> g = create_generator("resnet", arch="16_16_32_16_32_32_16_16", separable=True).eval()
@@ -49,6 +56,14 @@ from ..models import Generator
 REWRITES = ("convt_pixelshuffle", "fold_norm_bias", "space_to_depth")
 #: rewrites the export and latency paths apply unless told otherwise
 DEFAULT_REWRITES = ("convt_pixelshuffle", "fold_norm_bias", "space_to_depth")
+#: the rewrites measured fastest per runtime (bench/latency_table.py with --rewrites, see
+#: docs/benchmarks.md); the latency harness exports one graph per set. OpenVINO's native
+#: ConvTranspose beats the pixel-shuffle form, whose zero taps add 78% to the upsampling MACs.
+RUNTIME_REWRITES = {
+    "torch": DEFAULT_REWRITES,
+    "onnxruntime": DEFAULT_REWRITES,
+    "openvino": ("fold_norm_bias", "space_to_depth"),
+}
 
 
 # -- fixed-width layers: the same tensors, no width slicing ---------------------------------------
@@ -263,6 +278,65 @@ def deploy_module(generator: Generator) -> nn.Module:
 
 
 # -- speed rewrites -------------------------------------------------------------------------------
+class _SpaceToDepthOp(torch.autograd.Function):
+    """ONNX ``SpaceToDepth`` as one graph node (the exporter otherwise writes Reshape/Transpose/Reshape)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, block: int) -> torch.Tensor:  # type: ignore[override]
+        return _space_to_depth_torch(x, block)
+
+    @staticmethod
+    def symbolic(g, x, block: int):  # noqa: ANN001, ANN205 - the exporter's graph API
+        return g.op("SpaceToDepth", x, blocksize_i=block)
+
+
+class _DepthToSpaceOp(torch.autograd.Function):
+    """ONNX ``DepthToSpace`` in DCR (blocks-first) mode as one graph node."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, block: int) -> torch.Tensor:  # type: ignore[override]
+        return _depth_to_space_torch(x, block)
+
+    @staticmethod
+    def symbolic(g, x, block: int):  # noqa: ANN001, ANN205 - the exporter's graph API
+        return g.op("DepthToSpace", x, blocksize_i=block, mode_s="DCR")
+
+
+def _space_to_depth_torch(x: torch.Tensor, b: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return (
+        x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4).reshape(n, b * b * c, h // b, w // b)
+    )
+
+
+def _depth_to_space_torch(x: torch.Tensor, b: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return (
+        x.reshape(n, b, b, c // (b * b), h, w)
+        .permute(0, 3, 4, 1, 5, 2)
+        .reshape(n, c // (b * b), h * b, w * b)
+    )
+
+
+def space_to_depth(x: torch.Tensor, block: int) -> torch.Tensor:
+    """ONNX ``SpaceToDepth``: channel ``(i·block + j)·C + c`` of the output holds pixel (i, j) of each
+    ``block``×``block`` cell of channel ``c`` (blocks first, unlike ``pixel_unshuffle``'s channels first).
+
+    Blocks-first order is what runtimes with channels-last (NHWC) layouts move fastest: each output
+    pixel is ``block²`` contiguous runs of C channels. Exported as one ``SpaceToDepth`` node.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return _SpaceToDepthOp.apply(x, block)
+    return _space_to_depth_torch(x, block)
+
+
+def depth_to_space(x: torch.Tensor, block: int) -> torch.Tensor:
+    """ONNX ``DepthToSpace`` in DCR mode, the inverse of :func:`space_to_depth`; one node when exported."""
+    if torch.onnx.is_in_onnx_export():
+        return _DepthToSpaceOp.apply(x, block)
+    return _depth_to_space_torch(x, block)
+
+
 class PixelShuffleConvTranspose2d(nn.Module):
     """A stride-``s`` transposed convolution computed as one conv on the input grid + pixel shuffle.
 
@@ -270,7 +344,8 @@ class PixelShuffleConvTranspose2d(nn.Module):
     kernel taps of phase ``r``. Stacking the ``s²`` phases as output channels turns this into an
     ordinary correlation with a small kernel over offsets ``e = -d`` (zero where a phase has no tap),
     whose output a pixel shuffle interleaves back onto the fine grid. Valid when the ConvTranspose
-    output is exactly ``s`` times its input (true for k3/p1/op1 and k4/p1/op0 at stride 2).
+    output is exactly ``s`` times its input (true for k3/p1/op1 and k4/p1/op0 at stride 2). The phases
+    are stacked blocks first (:func:`depth_to_space`, ONNX ``DepthToSpace`` in DCR mode).
     """
 
     def __init__(self, m: nn.ConvTranspose2d) -> None:
@@ -306,20 +381,20 @@ class PixelShuffleConvTranspose2d(nn.Module):
         weight = torch.zeros(s * s * cout, cin, kh, kw, dtype=w.dtype)
         for rh in range(s):
             for rw in range(s):
-                rows = torch.arange(cout) * s * s + rh * s + rw  # pixel_shuffle's channel order
+                rows = (rh * s + rw) * cout + torch.arange(cout)  # DepthToSpace DCR channel order
                 for eh, th in taps[0][rh]:
                     for ew, tw in taps[1][rw]:
                         weight[rows, :, eh - lo_h, ew - lo_w] = w[:, :, th, tw].t()
         self.stride = s
         self.weight = nn.Parameter(weight)
-        self.bias = None if m.bias is None else nn.Parameter(m.bias.detach().repeat_interleave(s * s))
+        self.bias = None if m.bias is None else nn.Parameter(m.bias.detach().repeat(s * s))
         # F.pad order: (left, right, top, bottom); input positions outside the map contribute zero
         self.pad = (-lo_w, hi_w, -lo_h, hi_h)
 
     def forward(self, x: torch.Tensor, *widths: object, **kw: object) -> torch.Tensor:
         if any(self.pad):
             x = F.pad(x, self.pad)
-        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), self.stride)
+        return depth_to_space(F.conv2d(x, self.weight, self.bias), self.stride)
 
 
 def _convt_pixelshuffle(model: nn.Module) -> int:
@@ -379,7 +454,9 @@ class SpaceToDepthConv2d(nn.Module):
     with a kernel of ``(k + 1) // 2`` taps per axis that produces all four output phases as
     channels, and pixel-shuffled back. The function is the same; what changes is the shape of the
     work: a 7×7 conv from 16 to 3 channels (the ResNet head) wastes most of a CPU's vector lanes
-    (ONNX Runtime pads 3 output channels to 16), while 64 → 12 channels fills them.
+    (ONNX Runtime pads 3 output channels to 16), while 64 → 12 channels fills them. The phases are
+    stacked blocks first (:func:`space_to_depth` / :func:`depth_to_space`), so the export is one
+    ``SpaceToDepth`` and one ``DepthToSpace`` node rather than reshapes and transposes.
     """
 
     def __init__(self, m: nn.Conv2d) -> None:
@@ -404,10 +481,15 @@ class SpaceToDepthConv2d(nn.Module):
                             for pw in range(kc_w):
                                 v = 2 * pw + r - b
                                 if 0 <= v < k_w:
-                                    weight[a * 2 + b :: 4, q * 2 + r :: 4, ph, pw] = w[:, :, u, v]
+                                    weight[
+                                        (a * 2 + b) * cout : (a * 2 + b + 1) * cout,
+                                        (q * 2 + r) * cin : (q * 2 + r + 1) * cin,
+                                        ph,
+                                        pw,
+                                    ] = w[:, :, u, v]
         self.kernel_size = (k_h, k_w)
         self.weight = nn.Parameter(weight)
-        self.bias = None if m.bias is None else nn.Parameter(m.bias.detach().repeat_interleave(4))
+        self.bias = None if m.bias is None else nn.Parameter(m.bias.detach().repeat(4))
         p_h, p_w = m.padding
         self.pad = (p_w, p_w, p_h, p_h)
         self.padding_mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
@@ -418,7 +500,7 @@ class SpaceToDepthConv2d(nn.Module):
         h, w = x.shape[-2] - self.kernel_size[0] + 1, x.shape[-1] - self.kernel_size[1] + 1
         # odd sizes get one zero row/column so the grid halves; the extra outputs are cropped
         x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
-        y = F.pixel_shuffle(F.conv2d(F.pixel_unshuffle(x, 2), self.weight, self.bias), 2)
+        y = depth_to_space(F.conv2d(space_to_depth(x, 2), self.weight, self.bias), 2)
         return y[..., :h, :w]
 
 
@@ -432,7 +514,10 @@ def _space_to_depth(model: nn.Module) -> int:
             and m.dilation == (1, 1)
             and not isinstance(m.padding, str)
             and min(m.kernel_size) >= 5
-            and min(m.in_channels, m.out_channels) < 16
+            # few *output* channels waste vector lanes (kernels vectorise over output channels);
+            # few input channels do not, and the stem's 3 → C conv only grows by the rewrite
+            # (4×4 taps over 12 channels > 7×7 over 3: the teacher's stem went 616M → 805M MACs)
+            and m.out_channels < 16
         ):
             _swap(model, name, SpaceToDepthConv2d(m))
             count += 1
