@@ -68,6 +68,8 @@ def save_checkpoint(root: Path, step: int, module: nn.Module, state: dict[str, A
         os.replace(tmp, final)
         _fsync_dir(root)
     except OSError as exc:
+        # A full disk must not keep the half-written checkpoint (it holds the space the user needs back).
+        shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, StorageError):
             raise
         raise StorageError(exc.errno, f"cannot write checkpoint {final}: {exc.strerror or exc}") from None
