@@ -229,6 +229,47 @@ def test_unknown_keys_and_wrong_types_name_the_field(tmp_path, shared, capsys, c
     assert not list(out.rglob("checkpoints"))
 
 
+def test_scientific_notation_is_a_number_in_overrides_and_recipes(tmp_path, shared):
+    """``--set optim.lr_g=2e-4`` (the documented form) and ``lr_d: 1e-4`` in a recipe are numbers."""
+    recipe = yaml.safe_load(shared["recipe"].read_text())
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe).replace("train:", "optim: {lr_d: 1e-4}\ntrain:", 1))
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--task",
+        "pix2pix",
+        "--data",
+        str(shared["data"]),
+        "--out",
+        str(out),
+        "--recipe",
+        str(path),
+    ]
+    assert main([*argv, "--no-progress", "--steps", "1", "--set", "optim.lr_g=2e-4"]) == 0
+    used = yaml.safe_load((out / "config.yaml").read_text())["optim"]
+    assert used["lr_g"] == 2e-4 and used["lr_d"] == 1e-4
+
+
+@pytest.mark.parametrize("policy", ["stop", "rollback"])
+def test_non_finite_loss_names_the_step_and_the_last_good_checkpoint(tmp_path, shared, capsys, policy):
+    out = tmp_path / "run"
+    huge = ["--set", "optim.lr_g=1e38", "--set", "optim.lr_d=1e38", "--set", f"train.on_nonfinite={policy}"]
+    assert train(shared, shared["data"], out, *huge) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert re.search(r"non-finite loss at step \d+", captured.err)
+    if policy == "stop":
+        assert (
+            "no checkpoint was written yet" in captured.err and "train.on_nonfinite=rollback" in captured.err
+        )
+    else:  # rolled back three times, each time with half the learning rate, then gave up
+        assert "after 3 rollbacks" in captured.err
+        assert f"the last good checkpoint is {out / 'checkpoints'}" in captured.err
+        assert "with learning rates x0.125" in captured.out
+    assert_nothing_half_written(out)
+
+
 def test_archspec_that_does_not_fit_its_family_is_named(tmp_path, shared, capsys):
     assert train(shared, shared["data"], tmp_path / "a", "--set", 'generator.options.arch="4_4"') == 2
     assert "'resnet' architecture '4_4' has 2 widths; this family takes 8" in error(capsys)

@@ -239,11 +239,13 @@ def fit(
             if on_nonfinite == "stop" or last is None or rollbacks >= max_rollbacks:
                 where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
                 tried = f" after {rollbacks} rollbacks" if rollbacks else ""
-                raise NonFiniteLossError(
-                    f"non-finite loss at step {step}{tried} ({bad}); {where}. "
-                    "Lower the learning rate, or pass on_nonfinite='rollback' "
-                    "(--set train.on_nonfinite=rollback) to roll back and lower it automatically."
-                )
+                hint = "Lower the learning rate"
+                if on_nonfinite == "stop":  # suggest the automatic rollback only to a run not using it
+                    hint += (
+                        ", or pass on_nonfinite='rollback' (--set train.on_nonfinite=rollback) to roll back"
+                    )
+                    hint += " and lower it automatically"
+                raise NonFiniteLossError(f"non-finite loss at step {step}{tried} ({bad}); {where}. {hint}.")
             rollbacks += 1
             target = state.lr_scale * lr_drop  # cumulative over rollbacks, whatever the checkpoint held
             _restore(state, last, callbacks)
