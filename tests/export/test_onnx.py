@@ -65,12 +65,19 @@ def test_export_from_saved_directory_without_rewrites(tmp_path):
     assert onnx_metadata(path)["rewrites"] == ""
 
 
-@pytest.mark.parametrize("key", ["resnet", "resnet_separable"])
-def test_int8_on_real_images_within_tolerance(tmp_path, fonts32, key):
-    """int8 QDQ against fp32 on held-out real glyph images (32 px), not on the calibration images."""
+@pytest.mark.parametrize(
+    "key,rewrites",
+    [("resnet", "default"), ("resnet_separable", "default"), ("resnet_separable", "openvino")],
+)
+def test_int8_on_real_images_within_tolerance(tmp_path, fonts32, key, rewrites):
+    """int8 QDQ against fp32 on held-out real glyph images (32 px), not on the calibration images;
+    with OpenVINO's rewrites the graph keeps its ConvTranspose layers, quantised too."""
+    from gancompress.export.rewrite import DEFAULT_REWRITES, RUNTIME_REWRITES
+
     torch.manual_seed(0)
     g = create_generator(family_of(key), **TINY_GENERATORS[key]).eval()
-    fp32 = export_onnx(g, tmp_path / "g.onnx")
+    rw = DEFAULT_REWRITES if rewrites == "default" else RUNTIME_REWRITES[rewrites]
+    fp32 = export_onnx(g, tmp_path / "g.onnx", rewrites=rw)
     calib = calibration_inputs(g, fonts32, count=16, size=32, split="train")
     int8 = quantize_onnx_int8(fp32, tmp_path / "g.int8.onnx", calib)
     test = [x for (x,) in calibration_inputs(g, fonts32, count=8, size=32, split="test")]
@@ -88,8 +95,12 @@ def test_int8_on_real_images_within_tolerance(tmp_path, fonts32, key):
     assert meta["precision"] == "int8" and meta["calibration"] == "minmax, 16 inputs"
     import onnx
 
-    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    nodes = onnx.load(str(int8)).graph.node
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= {n.op_type for n in nodes}
+    dequantised = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    convts = [n for n in nodes if n.op_type == "ConvTranspose"]
+    assert len(convts) == (2 if rewrites == "openvino" else 0)
+    assert all(n.input[0] in dequantised and n.input[1] in dequantised for n in convts)
 
 
 def test_int8_needs_calibration_and_an_existing_graph(tmp_path):

@@ -31,8 +31,10 @@ from ..models import Generator
 from .rewrite import input_names
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-#: operators given int8 inputs and outputs; the rest (InstanceNorm, Tanh, ...) stay fp32
-QUANTIZED_OPS = ("Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "DepthToSpace", "Concat")
+#: operators given int8 inputs and outputs; the rest (InstanceNorm, Tanh, ...) stay fp32.
+#: ConvTranspose: OpenVINO runs it in int8 (graphs without the ``convt_pixelshuffle`` rewrite);
+#: ONNX Runtime, which has no int8 ConvTranspose kernel, dequantises around it.
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Relu", "DepthToSpace", "Concat")
 
 
 class _Reader:
