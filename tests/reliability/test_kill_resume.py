@@ -68,7 +68,7 @@ CORONET_SET = [
 # case -> the stages killed in turn: (checkpoint folder glob under --out, or "search")
 KILLS = {
     "train-pix2pix": [".", "."],
-    "gan-compression": ["mobile_teacher", "supernet", "search", "finetune/*"],
+    "gan-compression": ["mobile_teacher", "supernet", "search"],  # fine-tuning: as Fast GAN Compression
     "fast-gan-compression": ["supernet", "search", "finetune/*"],
     "gan-slimming": ["slim", "finetune"],
     "coronet": ["prune", "finetune"],
