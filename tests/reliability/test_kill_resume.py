@@ -68,14 +68,19 @@ CORONET_SET = [
 # case -> the stages killed in turn: (checkpoint folder glob under --out, or "search")
 KILLS = {
     "train-pix2pix": [".", "."],
+    "train-cyclegan": ["."],
     "gan-compression": ["mobile_teacher", "supernet", "search"],  # fine-tuning: as Fast GAN Compression
     "fast-gan-compression": ["supernet", "search", "finetune/*"],
     "gan-slimming": ["slim", "finetune"],
     "coronet": ["prune", "finetune"],
 }
+CKPT = ("model.safetensors", "state.safetensors")
 # case -> the saved weights compared with the uninterrupted run
 OUTPUTS = {
-    "train-pix2pix": ["generator/model.safetensors", "generator/discriminator.safetensors"],
+    # a teacher run's last checkpoint: every trained network and the image pool (model), the
+    # optimizers and the random generators (state)
+    "train-pix2pix": ["generator/model.safetensors", *(f"checkpoints/step_0000006/{f}" for f in CKPT)],
+    "train-cyclegan": ["generator/model.safetensors", *(f"checkpoints/step_0000006/{f}" for f in CKPT)],
     "gan-compression": ["generator/model.safetensors", "supernet/generator/model.safetensors"],
     "fast-gan-compression": ["generator/model.safetensors", "supernet/generator/model.safetensors"],
     "gan-slimming": ["generator/model.safetensors"],
@@ -94,10 +99,15 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def forkserver():
     """Children forked from one clean server that imported the library once (no start-up per kill)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # read by the server when it starts, at the first kill
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["cli_child", "gancompress.cli", "gancompress.methods", "torch"])
-    return ctx
+    yield ctx
+    if before is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = before
 
 
 def _glyph(rng: np.random.Generator) -> np.ndarray:
@@ -116,6 +126,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
         for i in range(n):
             a = _glyph(rng)
             save(root / "paired" / split / f"{i}.png", np.concatenate([a, 255 - a], axis=1))
+            save(root / "unpaired" / f"{split}A" / f"{i}.png", a)
+            save(root / "unpaired" / f"{split}B" / f"{i}.png", 255 - _glyph(rng))
     torch.manual_seed(0)
     save_generator(create_generator("resnet", base_width=8, num_blocks=3), root / "teacher")
     train = {
@@ -136,7 +148,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
             "threads": 1,
         },
     }
-    (root / "train.yaml").write_text(yaml.safe_dump(train))
+    (root / "pix2pix.yaml").write_text(yaml.safe_dump(train))
+    # CycleGAN: two generators, two discriminators and the image pool (a buffer whose size grows)
+    train = dict(train, task="cyclegan", loss={"gan_mode": "lsgan", "pool_size": 3})
+    (root / "cyclegan.yaml").write_text(yaml.safe_dump(train))
     for name, strategy, space, mobile in (
         ("gc", "exhaustive", GC_SPACE, True),
         ("fgc", "evolution", FGC_SPACE, False),
@@ -174,12 +189,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 def command(case: str, files: dict[str, Path], out: Path) -> list[str]:
     root = files["root"]
-    if case == "train-pix2pix":
-        return ["train", "--task", "pix2pix", "--data", str(files["data"]), "--out", str(out)] + [
-            "--recipe",
-            str(root / "train.yaml"),
-            "--no-progress",
-        ]
+    if case.startswith("train-"):
+        task = case.removeprefix("train-")
+        data = files["data"] if task == "pix2pix" else files["root"] / "unpaired"
+        argv = ["train", "--task", task, "--data", str(data), "--out", str(out)]
+        return argv + ["--recipe", str(root / f"{task}.yaml"), "--no-progress"]
     argv = ["compress", "--method", case, "--teacher", str(files["teacher"]), "--data", str(files["data"])]
     argv += ["--out", str(out)]
     if case == "gan-compression":
@@ -208,7 +222,7 @@ def cached(out: Path) -> int:
 def stage_length(reference: Path, case: str, stage: str) -> int:
     """Steps of ``stage`` (or candidates scored, for the search) in the uninterrupted run."""
     summary = json.loads((reference / "summary.json").read_text())
-    if case == "train-pix2pix":
+    if case.startswith("train-"):
         return summary["steps"]
     method = summary["method_summary"]
     if stage == "search":
@@ -290,6 +304,6 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(case, files, 
         assert expected[name].keys() == got[name].keys(), name
         for key in expected[name]:
             assert torch.equal(expected[name][key], got[name][key]), f"{case}: {name} {key} differs"
-    if case != "train-pix2pix":
+    if not case.startswith("train-"):
         ref = json.loads((reference / "summary.json").read_text())
         assert json.loads((out / "summary.json").read_text())["student"]["arch"] == ref["student"]["arch"]
