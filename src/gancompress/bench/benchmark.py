@@ -27,7 +27,7 @@ import torch
 
 from ..errors import ConfigError, GanCompressError
 from ..utils.files import atomic_write_json, check_writable
-from .latency import RUNTIMES, device_info, environment_line, load_average, measure_generator
+from .latency import INT8_RUNTIMES, RUNTIMES, device_info, environment_line, load_average, measure_generator
 
 RESULTS_NAME = "results.json"
 RESULTS_VERSION = 1
@@ -186,10 +186,12 @@ def run_benchmark(
         model_dir.mkdir(parents=True, exist_ok=True)
         prof = profile_generator(generator, (lat_size, lat_size) if generator.family != "spade" else None)
         fp32_path, int8_path = model_dir / "model.onnx", model_dir / "model.int8.onnx"
-        needs_onnx = opts.int8_rows or any(r.startswith("ort") for r in opts.runtimes)
+        needs_onnx = opts.int8_rows or any(r.startswith(("ort", "openvino")) for r in opts.runtimes)
+        # int8 runtimes run in the int8 row (ONNX Runtime's unless OpenVINO's is asked for too)
+        int8_runtimes = tuple(r for r in opts.runtimes if r in INT8_RUNTIMES) or ("ort-int8",)
         if needs_onnx:
             export_onnx(generator, fp32_path)
-        if opts.int8_rows or "ort-int8" in opts.runtimes:
+        if opts.int8_rows or set(INT8_RUNTIMES) & set(opts.runtimes):
             calib = calibration_inputs(generator, root, count=opts.calibration, size=image_size)
             quantize_onnx_int8(fp32_path, int8_path, calib)
         base = {
@@ -201,7 +203,7 @@ def run_benchmark(
             "params": prof.params,
             "latency_input": [1, *prof.input_shape[1:]],
         }
-        fp32_torch = [r for r in opts.runtimes if r != "ort-int8"]
+        fp32_torch = [r for r in opts.runtimes if r not in INT8_RUNTIMES]
         latency = measure_generator(
             generator,
             name=name,
@@ -236,7 +238,7 @@ def run_benchmark(
             lat8 = measure_generator(
                 generator,
                 name=int8_name,
-                runtimes=("ort-int8",),
+                runtimes=int8_runtimes,
                 size=(lat_size, lat_size) if generator.family != "spade" else None,
                 threads=opts.threads,
                 warmup=opts.warmup,
