@@ -199,6 +199,49 @@ def test_distill_task_with_discriminator_and_munit_style_loss_runs_and_updates_d
     assert task.sample(_paired_batch(teacher)).shape == (2, 3, 32, 32 * 4)
 
 
+def test_student_discriminator_keeps_the_gan_objective_the_teacher_trained_it_with(tmp_path):
+    import json
+
+    from gancompress.methods.gan_compression.distill import teacher_gan_mode
+    from gancompress.methods.gan_compression.pipeline import match_teacher_gan_mode
+    from gancompress.methods.gan_compression.recipe import GanCompressionRecipe, load_recipe
+    from gancompress.training.losses import discriminator_loss
+
+    # the failure this guards against: a BCE-trained D's logits lie beyond both hinge margins, so the
+    # hinge loss is exactly 0 and D gets no gradient, ever; BCE still trains it
+    real = torch.full((1, 1, 4, 4), 6.0, requires_grad=True)
+    fake = torch.full((1, 1, 4, 4), -6.0, requires_grad=True)
+    hinge = discriminator_loss("hinge", real, fake)
+    grads = torch.autograd.grad(hinge, [real, fake])
+    assert float(hinge.detach()) == 0.0 and not any(g.any() for g in grads)
+    assert float(discriminator_loss("vanilla", real, fake).detach()) > 0
+
+    teacher_dir = tmp_path / "teacher"
+    teacher_dir.mkdir()
+    (teacher_dir / "discriminator.safetensors").write_bytes(b"")
+    d_path = teacher_dir / "discriminator.safetensors"
+    assert teacher_gan_mode(d_path) is None  # nothing recorded
+    (teacher_dir / "config.json").write_text(
+        json.dumps({"meta": {"recipe": {"loss": {"gan_mode": "vanilla"}}}})
+    )
+    assert teacher_gan_mode(d_path) == teacher_gan_mode(teacher_dir) == "vanilla"
+    (teacher_dir / "discriminator.json").write_text(json.dumps({"name": "patchgan", "gan_mode": "lsgan"}))
+    assert teacher_gan_mode(d_path) == "lsgan"  # the discriminator's own record wins
+    (teacher_dir / "discriminator.json").write_text(json.dumps({"name": "patchgan"}))
+
+    hinge_recipe = load_recipe("configs/methods/fast_gan_compression/fonts.yaml", ["loss.gan_mode=hinge"])
+    assert match_teacher_gan_mode(hinge_recipe) == (hinge_recipe, None)  # fresh D: the recipe's mode
+    started = load_recipe(
+        "configs/methods/fast_gan_compression/fonts.yaml",
+        ["loss.gan_mode=hinge", f"discriminator.init_from={d_path}"],
+    )
+    matched, note = match_teacher_gan_mode(started)
+    assert isinstance(matched, GanCompressionRecipe)
+    assert matched.loss.gan_mode == "vanilla" and "hinge" in note and "vanilla" in note
+    assert matched.loss.recon == started.loss.recon
+    assert match_teacher_gan_mode(matched) == (matched, None)
+
+
 # -- BatchNorm recalibration -------------------------------------------------------------------------
 def test_recalibration_recomputes_batchnorm_statistics_of_the_subnet():
     net = tiny("unet")

@@ -159,6 +159,36 @@ def _saved_discriminator_config(
     return str(data["name"]), kwargs
 
 
+def teacher_gan_mode(init_from: str | Path | None) -> str | None:
+    """The GAN objective the teacher's discriminator was trained with, when its files record it.
+
+    Read from ``discriminator.json`` (a ``gan_mode`` field) or from the teacher generator's
+    ``config.json`` beside it (``meta.recipe.loss.gan_mode``, what ``gancompress train`` writes);
+    None when neither says. A discriminator trained with the vanilla (BCE) loss gives logits far
+    beyond the hinge margins, so under a hinge loss it starts saturated and never learns again.
+    """
+    import json
+
+    if init_from is None:
+        return None
+    path = Path(init_from)
+    folder = path if path.is_dir() else path.parent
+    d_json = (path / "discriminator.safetensors" if path.is_dir() else path).with_suffix(".json")
+    for source, keys in (
+        (d_json, ("gan_mode",)),
+        (folder / "config.json", ("meta", "recipe", "loss", "gan_mode")),
+    ):
+        try:
+            value: Any = json.loads(source.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str):
+            return value
+    return None
+
+
 def discriminator_is_conditional(disc: nn.Module, out_channels: int) -> bool:
     """Whether ``disc`` reads (input, image) side by side rather than the image alone."""
     config = getattr(disc, "config", {})
