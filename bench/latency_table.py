@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument(
+        "--min-time",
+        type=float,
+        default=0.0,
+        help="seconds of timed calls at least, per row (repeats or more)",
+    )
     p.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     p.add_argument(
         "--rewrites",
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                     threads=args.threads,
                     warmup=args.warmup,
                     repeats=args.repeats,
+                    min_time_s=args.min_time,
                     rewrites=rewrites,
                     calibration=calib,
                     workdir=Path(graphs) / str(index),

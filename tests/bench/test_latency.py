@@ -1,5 +1,7 @@
 """The latency harness: statistics, call counting, rows that record their setting, failures kept per row."""
 
+import time
+
 import pytest
 import torch
 
@@ -182,3 +184,11 @@ def test_openvino_rows_are_skipped_with_a_note_when_not_installed(tmp_path, monk
     assert rows[1]["error"] is None
     table = format_table(rows)
     assert "| skipped: OpenVINO is not installed" in table and "failed" not in table
+
+
+def test_min_time_keeps_timing_past_repeats():
+    calls = []
+    stats = time_calls(lambda: (calls.append(1), time.sleep(0.002)), warmup=0, repeats=2, min_time_s=0.05)
+    assert stats.repeats == len(calls) and stats.repeats > 2  # ~25 calls of 2 ms fill 50 ms
+    with pytest.raises(ConfigError, match="min_time_s"):
+        time_calls(lambda: None, min_time_s=-1)

@@ -7,16 +7,18 @@ Runtimes (:data:`RUNTIMES`):
 ``compile``        ``torch.compile`` (Inductor, with weight freezing) of the channels-last deploy form.
 ``ort-fp32``       ONNX Runtime on the fp32 graph of :func:`gancompress.export.onnx.export_onnx`.
 ``ort-int8``       ONNX Runtime on the int8 QDQ graph of :func:`gancompress.export.int8.quantize_onnx_int8`.
-``openvino-fp32``  OpenVINO's CPU plugin on the same fp32 graph, compiled for the measured input shape
+``openvino-fp32``  OpenVINO's CPU plugin on an fp32 graph, compiled for the measured input shape
                    (optional extra ``gancompress[openvino]``; rows say "skipped" without it).
-``openvino-int8``  OpenVINO on the same int8 QDQ graph.
+``openvino-int8``  OpenVINO on the int8 QDQ graph (the same quantiser, OpenVINO's rewrites).
 
 Every measurement sets its threads explicitly (``torch.set_num_threads`` / ORT's
-``intra_op_num_threads`` / OpenVINO's ``INFERENCE_NUM_THREADS``), runs ``warmup`` calls, then ``repeats`` timed calls, each timed on its
-own with :func:`time.perf_counter` (CUDA events on a GPU), and reports the median with the 10th and
-90th percentiles. A runtime that fails (``torch.compile`` without a compiler, say) gives a row
-with ``error`` set instead of stopping the others. Each row records the device, the versions, the
-threads, batch, input shape, dtype and the load average while it ran.
+``intra_op_num_threads`` / OpenVINO's ``INFERENCE_NUM_THREADS``), runs ``warmup`` calls, then
+``repeats`` timed calls (more if ``min_time_s`` asks for a longer window), each timed on its own with
+:func:`time.perf_counter` (CUDA events on a GPU), and reports the median with the 10th and 90th
+percentiles, and the median process CPU time. A runtime that fails (``torch.compile`` without a
+compiler, say) gives a row with ``error`` set instead of stopping the others. Each row records the
+device, the versions, the threads, batch, input shape, dtype, rewrites and the load average while it
+ran.
 
 Example:
     >>> rows = measure_generator(load_generator("runs/demo/teacher"), runtimes=("eager", "ort-fp32"),
@@ -91,9 +93,18 @@ def summarize(
 
 
 def time_calls(
-    fn: Callable[[], object], *, warmup: int = 3, repeats: int = 20, device: str = "cpu"
+    fn: Callable[[], object],
+    *,
+    warmup: int = 3,
+    repeats: int = 20,
+    device: str = "cpu",
+    min_time_s: float = 0.0,
 ) -> LatencyStats:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times, each call timed on its own.
+
+    With ``min_time_s``, timed calls go on past ``repeats`` until that many seconds have passed: a
+    fast model then samples a machine shared with other jobs over as long a window as a slow one,
+    rather than a fraction of a second that one burst of other work can fill.
 
     On a CUDA device each call is bracketed by CUDA events and synchronised, so the time is the
     GPU's, not the launch's.
@@ -101,8 +112,10 @@ def time_calls(
     Example:
         >>> time_calls(lambda: model(x), warmup=3, repeats=20).median_ms
     """
-    if warmup < 0 or repeats < 1:
-        raise ConfigError(f"warmup must be >= 0 and repeats >= 1, got {warmup} and {repeats}")
+    if warmup < 0 or repeats < 1 or min_time_s < 0:
+        raise ConfigError(
+            f"warmup and min_time_s must be >= 0 and repeats >= 1, got {warmup}, {min_time_s} and {repeats}"
+        )
     cuda = str(device).startswith("cuda")
     for _ in range(warmup):
         fn()
@@ -110,7 +123,8 @@ def time_calls(
         torch.cuda.synchronize(device)
     times: list[float] = []
     cpu_times: list[float] = []
-    for _ in range(repeats):
+    start_all = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start_all < min_time_s:
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -277,6 +291,7 @@ def measure_generator(
     threads: int = 1,
     warmup: int = 3,
     repeats: int = 20,
+    min_time_s: float = 0.0,
     device: str = "cpu",
     rewrites: Sequence[str] | None = None,
     onnx_fp32: str | os.PathLike | None = None,
@@ -373,7 +388,7 @@ def measure_generator(
                         row.extra["openvino_precision"] = "f32"
                         fn = _openvino_callable(path, inputs, threads)
                 load_before = load_average()
-                stats = time_calls(fn, warmup=warmup, repeats=repeats, device=device)
+                stats = time_calls(fn, warmup=warmup, repeats=repeats, device=device, min_time_s=min_time_s)
                 for key, value in asdict(stats).items():
                     setattr(row, key, value)
                 loads = [v for v in (load_before, load_average()) if v is not None]
