@@ -367,3 +367,39 @@ def assert_nothing_half_written_checkpoints(out: Path) -> None:
     for _, path in list_checkpoints(out / "checkpoints"):
         load_checkpoint(path)
     assert not list((out / "checkpoints").glob(".step_*"))
+
+
+def test_full_disk_during_compress_stops_cleanly_and_keeps_the_earlier_stage(tmp_path, shared, capsys):
+    steps = (
+        "--set",
+        "finetune.max_steps=1",
+        "--set",
+        "prune.train.checkpoint_every=1",
+        "--set",
+        "prune.train.epochs=4",
+    )
+    with tmpfs(tmp_path / "disk", "32m") as disk:
+        out = disk / "run"
+        argv = ["--ratio", "0.5", *QUICK, *steps]
+        assert (
+            compress(shared, "coronet", shared["data"], out, *argv, "--set", "prune.train.max_steps=2") == 0
+        )
+        keep = [p for p in out.rglob("*") if p.is_file() and ({"checkpoints", "student"} & set(p.parts))]
+        before = {p: p.read_bytes() for p in keep}
+        checkpoint = max(p.stat().st_size for p in keep if p.name == "model.safetensors")
+        stat = os.statvfs(disk)
+        with open(disk / "filler", "wb") as fh:
+            fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - checkpoint // 2))
+        # more pruning steps: the stage resumes from step 2, and its next checkpoint does not fit
+        assert (
+            compress(shared, "coronet", shared["data"], out, *argv, "--set", "prune.train.max_steps=4") == 2
+        )
+        assert "No space left on device" in error(capsys)
+        assert {p: p.read_bytes() for p in keep} == before
+        assert not list(out.rglob(".step_*"))
+        (disk / "filler").unlink()
+        assert (
+            compress(shared, "coronet", shared["data"], out, *argv, "--set", "prune.train.max_steps=4") == 0
+        )
+        summary = json.loads((out / "coronet_summary.json").read_text())
+        assert summary["stages"]["prune"]["trained_steps"] == 2
