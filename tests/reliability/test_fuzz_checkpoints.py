@@ -288,3 +288,26 @@ def test_crafted_pickle_is_refused_without_running_it(tmp_path, loader):
         _loaders()[loader](path)
     assert str(path) in str(info.value)
     assert not marker.exists()
+
+
+@FUZZ
+@given(cut=st.integers(0, 2000), noise=st.binary(max_size=32), count=json_values)
+def test_feature_statistics_cache(tmp_path_factory, cut, noise, count):
+    """A damaged cached ``.npz`` of real-image statistics is recomputed (None), never trusted or fatal."""
+    import io
+
+    import numpy as np
+
+    from gancompress.metrics.stats import load_stats
+
+    path = tmp_path_factory.mktemp("stats") / "k.npz"
+    buf = io.BytesIO()
+    count = np.asarray(count, dtype=object) if not isinstance(count, int | float) else count
+    arrays = {"mu": np.zeros(4), "sigma": np.eye(4), "sample": np.zeros((2, 4))}
+    try:
+        np.savez(buf, count=count, **arrays)
+    except (ValueError, TypeError):
+        np.savez(buf, count=3, **arrays)
+    path.write_bytes(buf.getvalue()[:cut] + noise if cut < len(buf.getvalue()) else buf.getvalue())
+    stats = load_stats(path)
+    assert stats is None or stats.mu.shape == (4,)

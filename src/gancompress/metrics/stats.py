@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def load_stats(path: Path) -> FeatureStats | None:
     try:
         with np.load(path) as z:
             return FeatureStats(z["mu"], z["sigma"], int(z["count"]), z["sample"])
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):
         return None  # a damaged cache entry is recomputed, not trusted
 
 
