@@ -82,6 +82,8 @@ class Task(nn.Module):
         return self.g
 
 
+# any bytes (also invalid UTF-8), or any JSON document
+GARBAGE = st.one_of(st.binary(max_size=40), json_values.map(lambda v: json.dumps(v).encode()))
 FIT = dict(batch_size=2, max_steps=2, checkpoint_every=2, progress=False, tensorboard=False, num_samples=0)
 
 
@@ -171,7 +173,7 @@ def supernet():
 
 @FUZZ
 @given(
-    text=st.one_of(st.binary(max_size=40).map(lambda b: b.decode("latin-1")), json_values.map(json.dumps)),
+    text=GARBAGE,
     entry=json_values,
 )
 def test_search_and_cost_caches(tmp_path_factory, supernet, text, entry):
@@ -191,7 +193,7 @@ def test_search_and_cost_caches(tmp_path_factory, supernet, text, entry):
     for name, make in makers.items():
         path = root / name
         # the whole file garbled
-        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        path.write_bytes(text)
         try:
             make(path)(arch)
         except GanCompressError as exc:
@@ -209,12 +211,12 @@ def test_search_and_cost_caches(tmp_path_factory, supernet, text, entry):
 
 
 @FUZZ
-@given(text=st.one_of(st.binary(max_size=40).map(lambda b: b.decode("latin-1")), json_values.map(json.dumps)))
+@given(text=GARBAGE)
 def test_coronet_target_record(tmp_path_factory, text):
     from gancompress.methods.coronet.pipeline import _check_same_target
 
     run = tmp_path_factory.mktemp("coronet")
-    (run / "target.json").write_text(text)
+    (run / "target.json").write_bytes(text)
     try:
         _check_same_target(run, 1000.0, resume=True)
     except GanCompressError as exc:
@@ -224,12 +226,12 @@ def test_coronet_target_record(tmp_path_factory, text):
 
 
 @FUZZ
-@given(text=st.one_of(st.binary(max_size=40).map(lambda b: b.decode("latin-1")), json_values.map(json.dumps)))
+@given(text=GARBAGE)
 def test_demo_stage_record(tmp_path_factory, text):
     from gancompress.bench.demo import load_demo_recipe, stage_dir
 
     run = tmp_path_factory.mktemp("demo")
-    (run / "recipe.json").write_text(text)
+    (run / "recipe.json").write_bytes(text)
     try:
         stage_dir(run, load_demo_recipe(quick=True), run)
     except GanCompressError as exc:
@@ -311,3 +313,62 @@ def test_feature_statistics_cache(tmp_path_factory, cut, noise, count):
     path.write_bytes(buf.getvalue()[:cut] + noise if cut < len(buf.getvalue()) else buf.getvalue())
     stats = load_stats(path)
     assert stats is None or stats.mu.shape == (4,)
+
+
+SMALL_VALUES = st.sampled_from([None, True, -1, 0, 1.5, "x", [], {}, [1, "a"], {"name": None}])
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["extractor", "segmenter"]),
+    target=st.sampled_from(["json-bytes", "json-tree", "weights"]),
+    where=st.integers(0, 10**6),
+    cut=st.integers(0, 3000),
+    noise=st.binary(max_size=32),
+    value=SMALL_VALUES,
+)
+def test_extractor_and_segmenter_files(tmp_path_factory, kind, target, where, cut, noise, value):
+    """A user's extractor / segmenter (``.json`` beside ``.safetensors``): damaged files are project errors."""
+    from gancompress.metrics.domain import assets_dir, load_domain_extractor
+    from gancompress.metrics.segmentation import load_segmenter, segmenters_dir
+
+    source = assets_dir() / "fonts.json" if kind == "extractor" else segmenters_dir() / "labels2sat.json"
+    folder = tmp_path_factory.mktemp(kind)
+    meta, weights = folder / "m.json", folder / "m.safetensors"
+    shutil.copy(source, meta)
+    shutil.copy(source.with_suffix(".safetensors"), weights)
+    if target == "json-bytes":
+        meta.write_bytes(meta.read_bytes()[:cut] + noise)
+    elif target == "weights":
+        weights.write_bytes(weights.read_bytes()[:cut] + noise)
+    else:  # one subtree replaced by a small value (never a huge width: that would only exhaust memory)
+        info = json.loads(meta.read_text())
+        paths = list(_paths(info))
+        path = paths[where % len(paths)]
+        if not path:
+            info = value
+        else:
+            node = info
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        meta.write_text(json.dumps(info))
+    try:
+        (load_domain_extractor if kind == "extractor" else load_segmenter)(meta)
+    except GanCompressError as exc:
+        assert str(meta) in str(exc)
+
+
+@FUZZ
+@given(text=GARBAGE)
+def test_dataset_metadata(tmp_path_factory, text):
+    from gancompress.data.metadata import METADATA_NAME, read_metadata
+
+    root = tmp_path_factory.mktemp("meta")
+    (root / METADATA_NAME).write_bytes(text)
+    try:
+        info = read_metadata(root)
+    except GanCompressError as exc:
+        assert str(root / METADATA_NAME) in str(exc)
+    else:
+        assert isinstance(info, dict) and "kind" in info

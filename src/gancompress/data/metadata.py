@@ -28,7 +28,7 @@ def read_metadata(root: str | Path) -> dict[str, Any] | None:
         return None
     try:
         info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise DataError(f"cannot read dataset metadata {path}: {exc}") from exc
     if not isinstance(info, dict) or "kind" not in info:
         raise DataError(f"dataset metadata {path} has no 'kind' field")

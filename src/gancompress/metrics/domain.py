@@ -111,6 +111,7 @@ def load_domain_extractor(name_or_path: str | Path) -> DomainExtractor:
     Example:
         >>> ext = load_domain_extractor("fonts"); ext.info["accuracy"]
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(name_or_path)
@@ -123,6 +124,8 @@ def load_domain_extractor(name_or_path: str | Path) -> DomainExtractor:
         model = build_classifier(info["arch"])
         state = {k: v.float() for k, v in load_file(str(meta.with_suffix(".safetensors"))).items()}
         model.load_state_dict(state)
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot load domain extractor {meta}: {exc}") from exc
+    except CheckpointError as exc:  # from the arch check: add the file it came from
         raise CheckpointError(f"cannot load domain extractor {meta}: {exc}") from exc
     return DomainExtractor(model.eval().requires_grad_(False), info)

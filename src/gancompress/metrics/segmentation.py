@@ -133,6 +133,7 @@ def load_segmenter(name_or_path: str | Path) -> Segmenter:
     Example:
         >>> seg = load_segmenter("labels2sat"); seg.info["accuracy"]
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(name_or_path)
@@ -150,6 +151,8 @@ def load_segmenter(name_or_path: str | Path) -> Segmenter:
             for k, v in load_file(str(meta.with_suffix(".safetensors"))).items()
         }
         model.load_state_dict(state)
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot load segmenter {meta}: {exc}") from exc
+    except CheckpointError as exc:  # from the arch check: add the file it came from
         raise CheckpointError(f"cannot load segmenter {meta}: {exc}") from exc
     return Segmenter(model.eval().requires_grad_(False), info)
