@@ -91,6 +91,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
             generator = create_generator(args.target, arch=args.arch, **options)
         name = args.target
     size = tuple(args.size) if args.size else None
+    if size is not None and min(size) <= 0:
+        raise ConfigError(f"--size must be positive, got {size[0]} {size[1]}")
     result = profile_generator(generator, size)
     out = {
         "model": name,

@@ -287,6 +287,19 @@ def test_archspec_that_does_not_fit_its_family_is_named(tmp_path, shared, capsys
     assert not list(tmp_path.rglob("checkpoints"))
 
 
+def test_images_too_small_for_the_networks_name_the_size(tmp_path, shared, capsys):
+    tiny = ("--set", "data.load_size=2", "--set", "data.crop_size=2")
+    assert train(shared, shared["data"], tmp_path / "a", *tiny) == 2
+    assert "data.crop_size: the networks cannot run on 2x2 images" in error(capsys)
+    assert compress(shared, "coronet", shared["data"], tmp_path / "b", "--ratio", "0.5", *QUICK, *tiny) == 2
+    assert "a resnet generator cannot run on a (2, 2) input" in error(capsys)
+    assert main(["profile", "unet", "--size", "3", "5"]) == 2
+    assert "a unet generator cannot run on a (3, 5) input" in error(capsys)
+    assert main(["profile", "resnet", "--size", "0", "4"]) == 2
+    assert "--size must be positive, got 0 4" in error(capsys)
+    assert not list(tmp_path.rglob("checkpoints"))
+
+
 @pytest.mark.parametrize("method", ["fast-gan-compression", "gan-compression", "gan-slimming", "coronet"])
 def test_budget_no_subnet_meets_fails_before_training_naming_the_smallest_reachable(
     tmp_path, shared, capsys, method

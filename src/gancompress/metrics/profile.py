@@ -195,6 +195,16 @@ def profile_generator(
     A generator built on the meta device (``with torch.device("meta"): ...``) is profiled without
     computing anything, which makes full-size counts instant.
     """
+    from ..errors import ConfigError
+
     param = next(generator.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    return profile_model(generator, generator.example_input(size, batch).to(device))  # type: ignore[operator]
+    example = generator.example_input(size, batch).to(device)  # type: ignore[operator]
+    try:
+        return profile_model(generator, example)
+    except RuntimeError as exc:
+        # Almost always an input too small for the network's downsampling (a user's --size or crop).
+        family = getattr(generator, "family", type(generator).__name__)
+        raise ConfigError(
+            f"a {family} generator cannot run on a {tuple(example.shape[-2:])} input: {exc}"
+        ) from None

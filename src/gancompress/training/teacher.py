@@ -84,6 +84,23 @@ def build_datasets(recipe: TrainRecipe, root: Path) -> tuple[Dataset, Dataset | 
     return train, test, kind
 
 
+def check_input_size(recipe: TrainRecipe, task: TeacherTask, size: tuple[int, int], d_in: int) -> None:
+    """Images too small for the networks' downsampling fail now, naming the field, not in the first step."""
+    from .tasks import build_discriminator
+
+    g = task.generator()
+    try:
+        with torch.device("meta"), torch.no_grad():  # shapes only: nothing is allocated or computed
+            probe = type(g).from_options(g.arch, dict(g.options)).eval()
+            probe(probe.example_input(size))
+            build_discriminator(recipe, d_in).eval()(torch.zeros(1, d_in, *size))
+    except (RuntimeError, TypeError, ValueError) as exc:  # torch's shape checks raise all three
+        raise ConfigError(
+            f"data.crop_size: the networks cannot run on {size[0]}x{size[1]} images ({exc}); "
+            "raise data.crop_size (and data.load_size)"
+        ) from None
+
+
 def first_items(dataset: Dataset, count: int) -> Any:
     return default_collate([dataset[i] for i in range(min(count, len(dataset)))])  # type: ignore[arg-type]
 
@@ -164,6 +181,8 @@ def train_teacher(
     in_ch, out_ch = int(real_in.shape[0]), int(real_out.shape[0])
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed alone
     task = build_task(recipe, in_ch, out_ch)
+    d_in = int(discriminator_in_channels(recipe, in_ch, out_ch))
+    check_input_size(recipe, task, tuple(real_in.shape[-2:]), d_in)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     max_steps, decay_from = cfg.schedule(len(train), world)
