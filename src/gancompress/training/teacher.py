@@ -169,7 +169,16 @@ def train_teacher(
         >>> summary = train_teacher(load_train_recipe("configs/train/pix2pix_fonts.yaml"), "runs/teacher")
         >>> summary["eval"]["psnr"]
     """
-    out = Path(out_dir)
+    threads = torch.get_num_threads()
+    try:
+        return _train_teacher(recipe, Path(out_dir), resume=resume, device=device, progress=progress)
+    finally:
+        torch.set_num_threads(threads)  # train.threads holds for this run, not for the caller's process
+
+
+def _train_teacher(
+    recipe: TrainRecipe, out: Path, *, resume: bool, device: str, progress: bool
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     cfg = recipe.train
     if cfg.threads:
