@@ -270,6 +270,21 @@ def test_non_finite_loss_names_the_step_and_the_last_good_checkpoint(tmp_path, s
     assert_nothing_half_written(out)
 
 
+@pytest.mark.parametrize("policy", ["stop", "rollback"])
+def test_non_finite_loss_in_a_compression_stage(tmp_path, shared, capsys, policy):
+    out = tmp_path / "run"
+    huge = [f"prune.train.{k}" for k in ("lr_g=1e38", "lr_d=1e38", f"on_nonfinite={policy}")]
+    argv = ["--ratio", "0.5", *QUICK, *(a for k in huge for a in ("--set", k))]
+    assert compress(shared, "coronet", shared["data"], out, *argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and re.search(r"non-finite loss at step \d+", captured.err)
+    if policy == "stop":
+        assert "supernet.train.on_nonfinite=rollback" in captured.err
+    else:
+        assert "after 3 rollbacks" in captured.err and "with learning rates x0.125" in captured.out
+    assert_nothing_half_written(out)
+
+
 def test_archspec_that_does_not_fit_its_family_is_named(tmp_path, shared, capsys):
     assert train(shared, shared["data"], tmp_path / "a", "--set", 'generator.options.arch="4_4"') == 2
     assert "'resnet' architecture '4_4' has 2 widths; this family takes 8" in error(capsys)

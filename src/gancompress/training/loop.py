@@ -242,9 +242,10 @@ def fit(
                 hint = "Lower the learning rate"
                 if on_nonfinite == "stop":  # suggest the automatic rollback only to a run not using it
                     hint += (
-                        ", or pass on_nonfinite='rollback' (--set train.on_nonfinite=rollback) to roll back"
+                        ", or set on_nonfinite to rollback to roll back and lower it automatically "
+                        "(--set train.on_nonfinite=rollback; for compress, the stage's, e.g. "
+                        "--set supernet.train.on_nonfinite=rollback)"
                     )
-                    hint += " and lower it automatically"
                 raise NonFiniteLossError(f"non-finite loss at step {step}{tried} ({bad}); {where}. {hint}.")
             rollbacks += 1
             target = state.lr_scale * lr_drop  # cumulative over rollbacks, whatever the checkpoint held

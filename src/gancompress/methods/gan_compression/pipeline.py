@@ -307,6 +307,7 @@ def run_stage(
         resume=options.resume,
         seed=options.seed,
         device=options.device,
+        on_nonfinite=stage.on_nonfinite,
     )
     return {
         "steps": total,

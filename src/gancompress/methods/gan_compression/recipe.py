@@ -101,6 +101,7 @@ class StageConfig:
     beta2: float = 0.999
     checkpoint_every: int = 500
     log_every: int = 50
+    on_nonfinite: Literal["stop", "rollback"] = "stop"  # rollback: last checkpoint, learning rates halved
 
     def __post_init__(self) -> None:
         _non_negative("epochs", self.epochs)
