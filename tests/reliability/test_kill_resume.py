@@ -253,6 +253,11 @@ def kill_when(ctx, argv: list[str], reached, delay: float, timeout: float = 120.
             os.kill(child.pid, signal.SIGKILL)
             break
         time.sleep(0.002)
+    else:
+        if child.is_alive():  # never leave a stuck child running
+            child.kill()
+            child.join(timeout)
+            raise AssertionError(f"{' '.join(argv[:3])} did not reach its kill point in {timeout:.0f} s")
     child.join(timeout)
     return child.exitcode
 
