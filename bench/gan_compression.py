@@ -1,23 +1,30 @@
-"""GAN Compression and Fast GAN Compression end to end on the built-in fonts task, teacher vs student.
+"""GAN Compression and Fast GAN Compression end to end on a paired task (default: built-in fonts), teacher vs student.
 
     python bench/gan_compression.py [--teacher DIR | --teacher-steps N] [--methods fast-gan-compression gan-compression]
+                                    [--data builtin:fonts | DIR] [--recipe-name fonts] [--size 64]
                                     [--quick] [--set KEY=VALUE ...] [--threads N] [--out runs/bench/gan_compression]
 
 Takes a saved pix2pix teacher (``--teacher``, e.g. ``runs/teacher-pix2pix/generator`` from
-``gancompress train --task pix2pix --data builtin:fonts``) or trains one with
+``gancompress train --task pix2pix --data builtin:fonts``) or, on the fonts task only, trains one with
 ``configs/train/pix2pix_fonts.yaml`` (``--teacher-steps`` shortens it). Each method runs with its
-``configs/methods/<method>/fonts.yaml`` recipe (``fonts_quick.yaml`` with ``--quick``; ``--set`` overrides
-any recipe field of both), under its default budget of 10x fewer paper-convention MACs. Teacher and
-students are scored on the held-out test split (characters never seen in training) by PSNR / SSIM / L1
-against the ground truth and by FID against the real test glyphs on every offline feature extractor
-available (the fonts domain classifier when shipped, HED's VGG16). Prints a table and writes
-``OUT/results.json`` with the wall time of every stage, the device, torch version and threads.
+``configs/methods/<method>/<recipe-name>.yaml`` recipe (``fonts.yaml`` by default, ``fonts_quick.yaml``
+with ``--quick``; ``--set`` overrides any recipe field of both), under the recipe's budget (10x fewer
+paper-convention MACs for the shipped ones). Teacher and students are scored on the held-out test
+split at ``--size`` px by PSNR / SSIM / L1 against the ground truth and by FID against the real test
+images on every offline feature extractor available (a domain classifier when the dataset has one
+shipped, HED's VGG16). Prints a table and writes ``OUT/results.json`` with the wall time of every
+stage, the device, torch version, threads and the load average.
+
+    python bench/gan_compression.py --threads 1 --data runs/data/maps --recipe-name maps \
+        --teacher runs/bench/gan_compression_maps/teacher/generator --methods fast-gan-compression \
+        --out runs/bench/gan_compression_maps
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -38,7 +45,16 @@ SIZE = 64
 def get_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, dict]:
     """The teacher's saved directory and how it was obtained (trained here when not given)."""
     if args.teacher:
-        return Path(args.teacher), {"source": args.teacher}
+        info: dict = {"source": args.teacher}
+        summary = Path(args.teacher).parent / "summary.json"
+        if summary.is_file():  # what `gancompress train` wrote: its steps and wall time
+            data = json.loads(summary.read_text())
+            runs = data.get("invocations") or []
+            wall = sum(r.get("wall_s", 0.0) for r in runs) if runs else data.get("wall_s")
+            info.update(steps=data.get("steps"), wall_s=wall)
+        return Path(args.teacher), info
+    if args.data != "builtin:fonts":
+        raise SystemExit("--teacher is required for datasets other than builtin:fonts")
     from gancompress.training.recipe import load_train_recipe
     from gancompress.training.teacher import train_teacher
 
@@ -54,10 +70,12 @@ def get_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, dict]:
     return Path(summary["generator"]), info
 
 
-def score(generator: torch.nn.Module, root: Path) -> dict:
-    """PSNR / SSIM / L1 and FID per extractor on the test split, plus params and paper MACs at 64 px."""
-    result = evaluate_generator(generator, root, kind="paired", extractors=("domain", "vgg"), batch_size=32)
-    prof = profile_generator(generator, (SIZE, SIZE))
+def score(generator: torch.nn.Module, root: Path, size: int) -> dict:
+    """PSNR / SSIM / L1 and FID per extractor on the test split, plus params and paper MACs at ``size`` px."""
+    result = evaluate_generator(
+        generator, root, kind="paired", extractors=("domain", "vgg"), batch_size=32, image_size=size
+    )
+    prof = profile_generator(generator, (size, size))
     fids = {name: ex.get("fid") for name, ex in result.get("extractors", {}).items()}
     return {
         "arch": str(generator.arch),
@@ -84,7 +102,10 @@ def main() -> None:
     parser.add_argument(
         "--methods", nargs="+", default=["fast-gan-compression", "gan-compression"], help="methods to run"
     )
-    parser.add_argument("--quick", action="store_true", help="use the fonts_quick recipes")
+    parser.add_argument("--data", default="builtin:fonts", help="builtin:fonts or a paired dataset folder")
+    parser.add_argument("--recipe-name", default="fonts", help="configs/methods/<method>/<NAME>.yaml")
+    parser.add_argument("--size", type=int, default=SIZE, help="evaluation and MACs size in px")
+    parser.add_argument("--quick", action="store_true", help="use the <recipe-name>_quick recipes")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default="runs/bench/gan_compression")
     parser.add_argument("--no-progress", action="store_true")
@@ -95,25 +116,30 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    root = ensure_builtin_dataset("fonts", size=SIZE)
+    root = ensure_builtin_dataset("fonts", size=SIZE) if args.data == "builtin:fonts" else Path(args.data)
+    load_start = os.getloadavg()
     t0 = time.perf_counter()
     teacher_dir, teacher_info = get_teacher(args, out)
     teacher = load_generator(teacher_dir)
-    rows = {"teacher": score(teacher, root) | teacher_info}
+    rows = {"teacher": score(teacher, root, args.size) | teacher_info}
     overrides = list(args.overrides)
     if (teacher_dir / "discriminator.safetensors").is_file():
         overrides.append(f"discriminator.init_from={teacher_dir / 'discriminator.safetensors'}")
     for method in args.methods:
         start = time.perf_counter()
+        folder = "gan_compression" if method == "gan-compression" else "fast_gan_compression"
+        name = args.recipe_name + ("_quick" if args.quick else "")
+        recipe = REPO / "configs" / "methods" / folder / f"{name}.yaml"
         result = compress(
             method,
             teacher,
             root,
             out / method,
-            MethodOptions(overrides=tuple(overrides), quick=args.quick, seed=0),
+            MethodOptions(overrides=tuple(overrides), recipe=str(recipe), seed=0),
         )
         wall = time.perf_counter() - start
-        row = score(result.generator, root)
+        row = score(result.generator, root, args.size)
+        row["notes"] = result.summary.get("notes", {})
         row["wall_s"] = wall
         row["stages_s"] = result.summary.get("wall_time_s", {})
         row["search"] = result.summary.get("search", {})
@@ -135,7 +161,10 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "input": f"1x3x{SIZE}x{SIZE}",
+        "input": f"1x3x{args.size}x{args.size}",
+        "data": str(root),
+        "load_avg_start": list(load_start),
+        "load_avg_end": list(os.getloadavg()),
         "test_images": rows["teacher"].get("num_images"),
     }
     atomic_write_json(out / "results.json", results)
