@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from collections.abc import Sequence
 
@@ -54,8 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def strict_json(obj: object) -> object:
+    """``obj`` with every non-finite float (a PSNR of identical images is +inf) replaced by None.
+
+    Python's json writes such floats as ``Infinity``/``NaN``, which strict JSON parsers reject.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
 def print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2, default=str))
+    """Print ``obj`` as strict JSON (non-finite numbers as null)."""
+    print(json.dumps(strict_json(obj), indent=2, default=str, allow_nan=False))
 
 
 if __name__ == "__main__":

@@ -228,3 +228,12 @@ def test_labels2sat_gets_its_shipped_segmenter(tmp_path):
     )
     with pytest.raises(CheckpointError, match="no segmenter 'cityscapes'.*labels2sat"):
         load_segmenter("cityscapes")
+
+
+def test_evaluate_json_is_strict_when_psnr_is_infinite(same_fonts, tmp_path, capsys, monkeypatch):
+    """Identical images have PSNR +inf: the JSON output says null, which every JSON parser reads."""
+    monkeypatch.setenv("GANCOMPRESS_CACHE", str(tmp_path / "cache"))
+    assert main(["evaluate", "identity", "--data", str(same_fonts), "--extractors", "domain", "--json"]) == 0
+    text = capsys.readouterr().out
+    out = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert out["paired"]["psnr"] is None and out["paired"]["l1"] == 0.0

@@ -1,8 +1,10 @@
 """Compression methods behind one small protocol (see ``base``)."""
 
-from . import gan_compression  # noqa: F401
-from . import coronet  # noqa: F401
-from . import gan_slimming  # noqa: F401
+from . import (
+    coronet,  # noqa: F401
+    gan_compression,  # noqa: F401
+    gan_slimming,  # noqa: F401
+)
 from .base import (
     METHODS,
     CompressionResult,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 from torch import nn
@@ -94,7 +93,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     result["generator"] = str(args.generator)
     if args.json:
-        print(json.dumps(result, indent=2))
+        from ..cli import print_json
+
+        print_json(result)
         return 0
     print(f"generator  {args.generator}")
     print(
