@@ -110,3 +110,34 @@ def check_teacher_fits_data(teacher: Generator, dataset: Any, root: Path) -> Non
             raise DataError(
                 f"{root}: the teacher's {what} has {want} channels, but the dataset's {what} images have {got}"
             )
+
+
+def resolve_macs_target(
+    method: str,
+    options: MethodOptions,
+    recipe_budget_macs: float | None,
+    recipe_ratio: float | None,
+    teacher_macs: int,
+) -> tuple[str, float, float] | None:
+    """(kind, given value, target in paper MACs) from ``--budget-macs`` / ``--ratio``, else the recipe's.
+
+    None when neither the options nor the recipe give a target. For methods that reach a MACs target
+    during training (GAN Slimming, CoroNetGAN): a latency budget is refused.
+    """
+    if options.budget_latency_ms is not None:
+        raise ConfigError(
+            f"{method} reaches a MACs target: pass --budget-macs or --ratio, not --budget-latency-ms"
+        )
+    given = [(k, v) for k, v in (("macs", options.budget_macs), ("ratio", options.ratio)) if v is not None]
+    if len(given) > 1:
+        raise ConfigError("give --budget-macs or --ratio, not both")
+    if not given:
+        given = [(k, v) for k, v in (("macs", recipe_budget_macs), ("ratio", recipe_ratio)) if v is not None]
+    if not given:
+        return None
+    kind, value = given[0]
+    if value <= 0:
+        raise ConfigError(f"the {kind} target must be positive, got {value}")
+    if kind == "ratio" and value >= 1:
+        raise ConfigError(f"--ratio is the fraction of the teacher's MACs to keep, in (0, 1); got {value}")
+    return kind, float(value), float(value) * teacher_macs if kind == "ratio" else float(value)

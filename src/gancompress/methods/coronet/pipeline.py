@@ -27,9 +27,15 @@ from ...export.saved import load_generator, save_generator
 from ...metrics.profile import profile_generator
 from ...models import Generator
 from ...utils.files import atomic_write_json
-from ..base import CompressionResult, MethodOptions, check_teacher_fits_data, register_method
+from ..base import (
+    CompressionResult,
+    MethodOptions,
+    check_teacher_fits_data,
+    register_method,
+    resolve_macs_target,
+)
 from ..gan_compression.distill import build_discriminator
-from ..gan_compression.pipeline import configs_dir, run_stage, split_holdout
+from ..gan_compression.pipeline import builtin_recipe, run_stage, split_holdout
 from ..gan_compression.search import MacsTable, profile_arch
 from ..gan_compression.supernet import plain_teacher
 from .control import PruneController
@@ -40,35 +46,17 @@ from .task import CoronetTask, LatentAdapters, feature_groups
 
 def default_recipe(quick: bool) -> Path:
     """The built-in recipe: the fonts task, or its quick variant."""
-    path = configs_dir() / "methods" / "coronet" / ("fonts_quick.yaml" if quick else "fonts.yaml")
-    if not path.is_file():
-        raise ConfigError(f"built-in recipe {path} not found; pass --recipe (or set GANCOMPRESS_CONFIGS)")
-    return path
+    return builtin_recipe("coronet", quick)
 
 
 def target_macs(recipe: CoronetRecipe, options: MethodOptions, teacher_macs: int) -> tuple[str, float, float]:
     """(kind, given value, target in paper MACs) from ``--budget-macs`` / ``--ratio``, else the recipe."""
-    if options.budget_latency_ms is not None:
-        raise ConfigError(
-            "coronet prunes to a MACs target: pass --budget-macs or --ratio, not --budget-latency-ms"
-        )
-    given = [(k, v) for k, v in (("macs", options.budget_macs), ("ratio", options.ratio)) if v is not None]
-    if len(given) > 1:
-        raise ConfigError("give --budget-macs or --ratio, not both")
-    if not given:
-        given = [
-            (k, v)
-            for k, v in (("macs", recipe.prune.budget_macs), ("ratio", recipe.prune.ratio))
-            if v is not None
-        ]
-    if not given:
+    target = resolve_macs_target(
+        "coronet", options, recipe.prune.budget_macs, recipe.prune.ratio, teacher_macs
+    )
+    if target is None:
         raise ConfigError("no target: pass --budget-macs or --ratio, or set prune.budget_macs / prune.ratio")
-    kind, value = given[0]
-    if value <= 0:
-        raise ConfigError(f"the {kind} target must be positive, got {value}")
-    if kind == "ratio" and value >= 1:
-        raise ConfigError(f"--ratio is the fraction of the teacher's MACs to keep, in (0, 1); got {value}")
-    return kind, float(value), float(value) * teacher_macs if kind == "ratio" else float(value)
+    return target
 
 
 def _datasets(root: Path, recipe: CoronetRecipe) -> tuple[Dataset, Dataset, str]:

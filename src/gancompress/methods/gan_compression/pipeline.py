@@ -67,12 +67,17 @@ def configs_dir() -> Path:
     return Path(__file__).resolve().parents[4] / "configs"
 
 
-def default_recipe(method: str, quick: bool) -> Path:
-    """The built-in recipe of ``method``: the fonts task, or its quick variant."""
-    path = configs_dir() / "methods" / METHOD_DIRS[method] / ("fonts_quick.yaml" if quick else "fonts.yaml")
+def builtin_recipe(method_dir: str, quick: bool) -> Path:
+    """``configs/methods/<method_dir>/fonts.yaml`` (or ``fonts_quick.yaml``): a method's built-in recipe."""
+    path = configs_dir() / "methods" / method_dir / ("fonts_quick.yaml" if quick else "fonts.yaml")
     if not path.is_file():
         raise ConfigError(f"built-in recipe {path} not found; pass --recipe (or set GANCOMPRESS_CONFIGS)")
     return path
+
+
+def default_recipe(method: str, quick: bool) -> Path:
+    """The built-in recipe of ``method``: the fonts task, or its quick variant."""
+    return builtin_recipe(METHOD_DIRS[method], quick)
 
 
 # -- data -----------------------------------------------------------------------------------------

@@ -30,9 +30,15 @@ from ...export.saved import save_generator
 from ...metrics.profile import profile_generator
 from ...models import Generator
 from ...utils.files import atomic_write_json
-from ..base import CompressionResult, MethodOptions, check_teacher_fits_data, register_method
+from ..base import (
+    CompressionResult,
+    MethodOptions,
+    check_teacher_fits_data,
+    register_method,
+    resolve_macs_target,
+)
 from ..gan_compression.distill import build_discriminator, split_batch
-from ..gan_compression.pipeline import configs_dir, run_stage, split_holdout
+from ..gan_compression.pipeline import builtin_recipe, run_stage, split_holdout
 from ..gan_compression.search import MacsTable, profile_arch
 from ..gan_compression.supernet import plain_teacher
 from .quant import QuantizedGenerator
@@ -51,37 +57,16 @@ from .task import GanSlimmingTask, OutputDistillation
 
 def default_recipe(quick: bool) -> Path:
     """The built-in recipe: the fonts task, or its quick variant."""
-    path = configs_dir() / "methods" / "gan_slimming" / ("fonts_quick.yaml" if quick else "fonts.yaml")
-    if not path.is_file():
-        raise ConfigError(f"built-in recipe {path} not found; pass --recipe (or set GANCOMPRESS_CONFIGS)")
-    return path
+    return builtin_recipe("gan_slimming", quick)
 
 
 def resolve_target(
     recipe: GanSlimmingRecipe, options: MethodOptions, teacher_macs: int
 ) -> tuple[str, float, float] | None:
     """(kind, given value, target in paper MACs) from ``--budget-macs`` / ``--ratio``, else the recipe; None: ρ decides."""
-    if options.budget_latency_ms is not None:
-        raise ConfigError(
-            "gan-slimming reaches a MACs target: pass --budget-macs or --ratio, not --budget-latency-ms"
-        )
-    given = [(k, v) for k, v in (("macs", options.budget_macs), ("ratio", options.ratio)) if v is not None]
-    if len(given) > 1:
-        raise ConfigError("give --budget-macs or --ratio, not both")
-    if not given:
-        given = [
-            (k, v)
-            for k, v in (("macs", recipe.slim.budget_macs), ("ratio", recipe.slim.ratio))
-            if v is not None
-        ]
-    if not given:
-        return None
-    kind, value = given[0]
-    if value <= 0:
-        raise ConfigError(f"the {kind} target must be positive, got {value}")
-    if kind == "ratio" and value >= 1:
-        raise ConfigError(f"--ratio is the fraction of the teacher's MACs to keep, in (0, 1); got {value}")
-    return kind, float(value), float(value) * teacher_macs if kind == "ratio" else float(value)
+    return resolve_macs_target(
+        "gan-slimming", options, recipe.slim.budget_macs, recipe.slim.ratio, teacher_macs
+    )
 
 
 def _datasets(root: Path, recipe: GanSlimmingRecipe) -> tuple[Dataset, Dataset, str]:
