@@ -32,9 +32,11 @@ import torch
 from gancompress.data import ensure_builtin_dataset
 from gancompress.export.saved import load_generator
 from gancompress.methods import MethodOptions, compress
-from gancompress.metrics.evaluate import evaluate_generator
 from gancompress.metrics.profile import profile_generator
 from gancompress.utils.files import atomic_write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gan_compression import score as gan_compression_score  # noqa: E402  (the sibling benchmark script)
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -42,19 +44,8 @@ GC_METHODS = ("gan-compression", "fast-gan-compression")
 
 
 def score(generator: torch.nn.Module, root: Path, kind: str = "paired") -> dict:
-    """PSNR / SSIM / L1 and FID per extractor on the test split, plus params and paper MACs at 64 px."""
-    result = evaluate_generator(generator, root, kind=kind, extractors=("domain", "vgg"), batch_size=32)
-    prof = profile_generator(generator, (SIZE, SIZE))
-    return {
-        "arch": str(generator.arch),
-        "params": prof.params,
-        "macs_paper": prof.macs_paper,
-        "macs_true": prof.macs_true,
-        **result.get("paired", {}),
-        "fid": {name: ex.get("fid") for name, ex in result.get("extractors", {}).items()},
-        "skipped": result.get("skipped", {}),
-        "num_images": result.get("num_images"),
-    }
+    """The GAN Compression benchmark's scores (same extractors and metrics), at 64 px."""
+    return gan_compression_score(generator, root, SIZE, kind)
 
 
 def read_gc(path: Path) -> dict | None:

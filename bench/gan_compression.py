@@ -70,10 +70,10 @@ def get_teacher(args: argparse.Namespace, out: Path) -> tuple[Path, dict]:
     return Path(summary["generator"]), info
 
 
-def score(generator: torch.nn.Module, root: Path, size: int) -> dict:
+def score(generator: torch.nn.Module, root: Path, size: int, kind: str = "paired") -> dict:
     """PSNR / SSIM / L1 and FID per extractor on the test split, plus params and paper MACs at ``size`` px."""
     result = evaluate_generator(
-        generator, root, kind="paired", extractors=("domain", "vgg"), batch_size=32, image_size=size
+        generator, root, kind=kind, extractors=("domain", "vgg"), batch_size=32, image_size=size
     )
     prof = profile_generator(generator, (size, size))
     fids = {name: ex.get("fid") for name, ex in result.get("extractors", {}).items()}
