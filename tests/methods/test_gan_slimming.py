@@ -246,6 +246,17 @@ def test_vgg_style_distillation_is_content_plus_gram():
     assert fake.grad.abs().sum() > 0
     assert OutputDistillation("vgg", vgg).state_dict() == {}
 
+    class ScaledFeats(Feats):  # a caffe-style backbone: the loss is taken on its rescaled features
+        def perceptual(self, x):
+            return {n: f * 0.25 for n, f in self(x).items()}
+
+    scaled = ScaledFeats()
+    scaled.load_state_dict(vgg.state_dict())
+    fa, fb = scaled.perceptual(a), scaled.perceptual(b)
+    content = (fa["relu1_2"] - fb["relu1_2"]).abs().mean()
+    style = sum(((gram_matrix(fa[n]) - gram_matrix(fb[n])) ** 2).mean() for n in fa)
+    torch.testing.assert_close(OutputDistillation("vgg", scaled, style_weight=10.0)(a, b), content + 10.0 * style)
+
 
 # -- the registered runner ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")

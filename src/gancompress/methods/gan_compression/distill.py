@@ -342,7 +342,8 @@ class DistillTask(nn.Module):
             out["gan_g"] = cfg.gan * generator_gan_loss(cfg.gan_mode, d_fake)
         if cfg.vgg > 0:
             vgg = self._frozen[1]
-            fake_f, real_f = _as_list(vgg(fake)), _as_list(vgg(real_out))
+            embed = getattr(vgg, "perceptual", vgg)  # packaged VGG16s: at the ImageNet-normalised scale
+            fake_f, real_f = _as_list(embed(fake)), _as_list(embed(real_out))
             out["vgg"] = cfg.vgg * sum(F.l1_loss(a, b.detach()) for a, b in zip(fake_f, real_f))
         return out
 

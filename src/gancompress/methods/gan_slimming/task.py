@@ -49,7 +49,8 @@ class OutputDistillation(nn.Module):
     """Distance between the student's and the teacher's output images.
 
     ``vgg``: L1 of VGG16 features at ``content_layer`` + ``style_weight`` × Σ MSE of Gram matrices at
-    relu1_2…relu4_3 (GAN Slimming's perceptual loss); ``mse``; ``l1_ssim``: L1 + (1 − SSIM).
+    relu1_2…relu4_3 (GAN Slimming's perceptual loss), on features at the ImageNet-normalised VGG16's
+    scale (``VGG16Features.perceptual``); ``mse``; ``l1_ssim``: L1 + (1 − SSIM).
     The VGG network is frozen and kept out of the state dict.
 
     Example:
@@ -81,9 +82,12 @@ class OutputDistillation(nn.Module):
         vgg = self._frozen[0]
         if next(vgg.parameters()).device != student.device:
             vgg.to(student.device)
-        fs = vgg(student)
+        # The 1e5 style weight was set on torchvision's VGG16; a caffe-style backbone (HED's) has features
+        # about 57.6x larger and Gram matrices 57.6^2x larger, so its features are rescaled first.
+        embed = getattr(vgg, "perceptual", vgg)
+        fs = embed(student)
         with torch.no_grad():
-            ft = vgg(teacher)
+            ft = embed(teacher)
         content = F.l1_loss(fs[self.content_layer], ft[self.content_layer])
         style = sum(F.mse_loss(gram_matrix(fs[n]), gram_matrix(ft[n])) for n in STYLE_LAYERS)
         return content + self.style_weight * style
