@@ -387,6 +387,9 @@ def _run(
     recipe = load_recipe(recipe_path, options.overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(recipe, out_dir / "recipe.yaml")
+    # The recipe's seed offsets --seed, as in the other methods; every stage below (weights, supernet
+    # sampling, evolution, data order) draws from the sum.
+    options = dataclasses.replace(options, seed=options.seed + recipe.seed)
     torch.manual_seed(options.seed)
     base_teacher = plain_teacher(teacher)
     space = SearchSpace.for_generator(
