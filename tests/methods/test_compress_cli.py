@@ -331,3 +331,28 @@ def test_miou_search_without_a_segmenter_fails_before_training(tmp_path, paired_
     with pytest.raises(ConfigError, match="no shipped segmenter"):
         compress("fast-gan-compression", teacher, paired_root, tmp_path / "run", options)
     assert not (tmp_path / "run" / "supernet").exists()
+
+
+def test_every_shipped_method_recipe_loads():
+    """The methods' twin of test_every_shipped_recipe_loads (configs/train): each YAML under
+    configs/methods/ parses and validates with its method's recipe loader."""
+    from pathlib import Path
+
+    from gancompress.methods.coronet.recipe import load_recipe as coronet_recipe
+    from gancompress.methods.gan_compression.recipe import load_recipe as gc_recipe
+    from gancompress.methods.gan_slimming.recipe import load_recipe as gs_recipe
+
+    loaders = {
+        "gan_compression": gc_recipe,
+        "fast_gan_compression": gc_recipe,
+        "gan_slimming": gs_recipe,
+        "coronet": coronet_recipe,
+    }
+    root = Path(__file__).parents[2] / "configs" / "methods"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(loaders)
+    for folder, load in loaders.items():
+        recipes = sorted((root / folder).glob("*.yaml"))
+        assert len(recipes) >= 5, folder
+        for path in recipes:
+            recipe = load(path)
+            assert recipe.version == 1, path
