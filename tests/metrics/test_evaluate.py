@@ -237,3 +237,59 @@ def test_evaluate_json_is_strict_when_psnr_is_infinite(same_fonts, tmp_path, cap
     text = capsys.readouterr().out
     out = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert out["paired"]["psnr"] is None and out["paired"]["l1"] == 0.0
+
+
+def _tiny_maps(root, n=12, size=32):
+    """Paired relief | satellite tiles as ``data prepare maps`` lays them out: random blocky land on
+    sea, light blue / tan in A, deep blue / green in B (so one colour rule translates A to B)."""
+    rng = np.random.default_rng(0)
+    relief = {0: (120, 170, 220), 1: (200, 180, 120)}
+    satellite = {0: (10, 20, 60), 1: (40, 80, 30)}
+    for i in range(n):
+        land = np.kron(rng.random((4, 4)) < 0.5, np.ones((size // 4, size // 4), bool)).astype(int)
+        a = np.stack([np.choose(land, [relief[0][c], relief[1][c]]) for c in range(3)], -1)
+        b = np.stack([np.choose(land, [satellite[0][c], satellite[1][c]]) for c in range(3)], -1)
+        (root / "test").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate([a, b], 1).astype(np.uint8)).save(root / "test" / f"{i}.png")
+    write_metadata(root, {"name": "maps", "kind": "paired", "size": size,
+                          "domains": {"A": "ETOPO colour relief map", "B": "Blue Marble satellite"}})  # fmt: skip
+    return root
+
+
+class ReliefToSatellite(torch.nn.Module):
+    """The tiny maps' exact A → B colour rule (sea where blue exceeds red)."""
+
+    def forward(self, x):
+        sea = (x[:, 2:3] > x[:, 0:1]).float()
+        deep = torch.tensor([10, 20, 60]).view(1, 3, 1, 1) / 127.5 - 1
+        green = torch.tensor([40, 80, 30]).view(1, 3, 1, 1) / 127.5 - 1
+        return sea * deep + (1 - sea) * green
+
+
+def test_maps_domain_fid_is_the_satellite_segmenters_feature_space(tmp_path):
+    root = _tiny_maps(tmp_path / "maps")
+    exact = evaluate_generator(ReliefToSatellite(), root, extractors=("domain",), stats_dir=tmp_path)
+    entry = exact["extractors"]["domain"]
+    assert entry["extractor"] == "segmenter/labels2sat/encoder-gap" and entry["num_real"] == 12
+    copy = evaluate_generator(Identity(), root, extractors=("domain",), stats_dir=tmp_path)
+    # drawing the right satellite colours is near the real tiles; copying the relief map is far off
+    assert abs(entry["fid"]) < 1e-3 and copy["extractors"]["domain"]["fid"] > 10.0  # 46 measured
+    assert "accuracy" not in entry  # no per-image classes: no content accuracy
+    # it saw satellite tiles only: generating maps' domain A has no domain extractor
+    back = evaluate_generator(Identity(), root, direction="BtoA", extractors=("domain",), stats_dir=tmp_path)
+    assert back["extractors"] == {}
+    assert "domain A of dataset maps (ETOPO colour relief map)" in back["skipped"]["domain"]
+
+
+def test_segmenter_features_are_its_pooled_encoder_stages():
+    from gancompress.metrics.extractors import create_extractor
+
+    feats = create_extractor("segmenter:labels2sat")
+    seg = load_segmenter("labels2sat").model
+    x = torch.rand(3, 3, 48, 48) * 2 - 1
+    with torch.no_grad():
+        got = feats(x)
+        stages = seg.encode(x)
+    assert got.shape == (3, feats.num_features) and feats.num_features == 16 + 32 + 64 + 96
+    assert torch.allclose(got[:, -96:], stages[-1].mean(dim=(2, 3)))
+    assert [s.shape[-1] for s in stages] == [128, 64, 32, 16]  # resized to the segmenter's own 128 px

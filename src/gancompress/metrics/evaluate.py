@@ -217,7 +217,11 @@ def evaluate_generator(
         label = spec if isinstance(spec, str) else extractor_name(spec)
         try:
             extractor = create_extractor(
-                spec, dataset_info=info, inception_weights=inception_weights, vgg_resize=vgg_resize
+                spec,
+                dataset_info=info,
+                inception_weights=inception_weights,
+                vgg_resize=vgg_resize,
+                target_domain="B" if direction == "AtoB" else "A",
             ).to(device)
         except GanCompressError as exc:
             warnings.warn(f"extractor {label!r} skipped: {exc}", RuntimeWarning, stacklevel=2)

@@ -77,10 +77,10 @@ class SegmentationNet(nn.Module):
         self.head = nn.Conv2d(widths[0], num_classes, 1)
         self.num_classes = num_classes
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        size = images.shape[-2:]
+    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder stages' outputs, finest first (the input resized to ``in_size``)."""
         x = images
-        if tuple(size) != (self.in_size, self.in_size):
+        if tuple(images.shape[-2:]) != (self.in_size, self.in_size):
             x = F.interpolate(
                 x, size=(self.in_size, self.in_size), mode="bilinear", align_corners=False, antialias=True
             )
@@ -88,6 +88,12 @@ class SegmentationNet(nn.Module):
         for i, stage in enumerate(self.down):
             x = stage(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
+        return skips
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        size = images.shape[-2:]
+        skips = self.encode(images)
+        x = skips[-1]
         for stage, skip in zip(self.up, reversed(skips[:-1])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = stage(torch.cat([x, skip], 1))
@@ -111,6 +117,30 @@ class Segmenter(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
+
+
+class SegmenterFeatures(nn.Module):
+    """A domain-FID feature space from a shipped segmenter: every encoder stage's output, average-pooled
+    and concatenated (16 + 32 + 64 + 96 = 208 features for ``labels2sat``).
+
+    The segmenter was trained on real satellite tiles only, so this is a feature space for generated
+    satellite images (maps A → B, labels2sat), as the glyph classifier is for fonts; the finest stage
+    keeps colour and texture statistics in it, the deepest the land-cover content. It has no
+    ``predict``: there are no per-image classes to score content accuracy with.
+    """
+
+    def __init__(self, segmenter: Segmenter) -> None:
+        super().__init__()
+        self.model = segmenter.model
+        self.segmenter_info = segmenter.info
+        self.num_features = sum(stage[0].out_channels for stage in self.model.down)
+
+    @property
+    def name(self) -> str:
+        return f"segmenter/{self.segmenter_info['name']}/encoder-gap"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=(2, 3)) for x in self.model.encode(images)], 1)
 
 
 def segmenters_dir() -> Path:
