@@ -255,7 +255,9 @@ def test_vgg_style_distillation_is_content_plus_gram():
     fa, fb = scaled.perceptual(a), scaled.perceptual(b)
     content = (fa["relu1_2"] - fb["relu1_2"]).abs().mean()
     style = sum(((gram_matrix(fa[n]) - gram_matrix(fb[n])) ** 2).mean() for n in fa)
-    torch.testing.assert_close(OutputDistillation("vgg", scaled, style_weight=10.0)(a, b), content + 10.0 * style)
+    torch.testing.assert_close(
+        OutputDistillation("vgg", scaled, style_weight=10.0)(a, b), content + 10.0 * style
+    )
 
 
 # -- the registered runner ----------------------------------------------------------------------------
