@@ -382,3 +382,36 @@ def test_miou_search_metric_against_labels_or_the_segmenter_on_real_images(tmp_p
     semantic = HeldOut(inputs=labels, reals=[torch.zeros(2, 3, 32, 32)], extras=[{}], slice_id="sem")
     ev_sem = SubnetEvaluator(supernet, semantic, "miou", segmenter=identity, num_classes=4)
     assert ev_sem.miou(fakes) == pytest.approx(1.0)
+
+
+def test_fid_search_uses_the_extractor_the_recipe_names_and_caches_per_extractor(tmp_path, search_setup):
+    from gancompress.metrics import quality
+
+    teacher, space, supernet, budget = search_setup
+    g = torch.Generator().manual_seed(5)
+    xs = [torch.rand(4, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2)]
+    with torch.no_grad():
+        reals = [teacher(x) for x in xs]
+    held = HeldOut(inputs=xs, reals=reals, extras=[{}, {}], slice_id="fid")
+    seen = []
+
+    def metric(fakes, reals, name, **kw):
+        seen.append(kw.get("extractor"))
+        return quality.feature_metric_for_search(fakes, reals, name, **kw)
+
+    cache = tmp_path / "cache.json"
+    arch = space.smallest()
+    sat = SubnetEvaluator(
+        supernet, held, "fid", feature_metric=metric, cache_path=cache, extractor="segmenter:labels2sat"
+    )
+    value = sat(arch)
+    assert seen == ["segmenter:labels2sat"] and value >= 0
+    assert sat(arch) == value and sat.evaluations == 1  # cached
+    direct = quality.feature_metric_for_search(sat.outputs(arch), reals, "fid", extractor="segmenter:labels2sat")
+    assert value == pytest.approx(direct)
+    # another extractor is another cache entry, not the satellite score
+    other = SubnetEvaluator(
+        supernet, held, "fid", feature_metric=metric, cache_path=cache, extractor="domain:fashion"
+    )
+    assert other.key(arch) != sat.key(arch)
+    assert other(arch) != value and other.evaluations == 1 and seen[-1] == "domain:fashion"

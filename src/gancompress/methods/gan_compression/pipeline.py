@@ -490,6 +490,7 @@ def _run(
         teacher=base_teacher,
         cache_path=out_dir / "search_cache.json",
         feature_metric=feature_metric_fn() if recipe.search.metric in ("fid", "kid") else None,
+        extractor=recipe.search.extractor,
         **segmentation,
     )
     s = recipe.search

@@ -149,6 +149,10 @@ class SearchConfig:
     metric: Literal["psnr", "l1", "fid", "kid", "miou"] = "fid"
     metric_target: Literal["ground_truth", "teacher"] = "ground_truth"  # psnr / l1 compare against this
     segmenter: str | None = None  # miou: a shipped segmenter's name or its .json path (None: the dataset's)
+    # fid / kid: the feature extractor, any name `gancompress.metrics.create_extractor` knows
+    # ("segmenter:labels2sat" for satellite tiles); None: the shipped domain classifier that recognises
+    # the real images, else HED's VGG16
+    extractor: str | None = None
     budget_macs: float | None = None  # paper-convention MACs at ``image_size``
     budget_latency_ms: float | None = None
     ratio: float | None = None  # budget as a fraction of the teacher's paper MACs

@@ -239,7 +239,8 @@ class SubnetEvaluator:
     """Scores subnets of a supernet on a held-out slice, with a cache and a count of real evaluations.
 
     ``metric``: psnr / l1 against ``target`` ("ground_truth" or the teacher's output), or fid / kid
-    (with the domain feature extractor of ``gancompress.metrics``) against the real images.
+    (with the domain feature extractor of ``gancompress.metrics``, or the one ``extractor`` names)
+    against the real images.
 
     Example:
         >>> ev = SubnetEvaluator(supernet, held_out, "psnr", cache_path=run / "search_cache.json")
@@ -259,6 +260,7 @@ class SubnetEvaluator:
         feature_metric: Callable[[list[torch.Tensor], list[torch.Tensor], str], float] | None = None,
         segmenter: nn.Module | None = None,
         num_classes: int | None = None,
+        extractor: str | None = None,
     ) -> None:
         if metric not in HIGHER_IS_BETTER:
             raise ConfigError(f"search.metric must be one of {sorted(HIGHER_IS_BETTER)}, got {metric!r}")
@@ -278,6 +280,7 @@ class SubnetEvaluator:
         self.target = target
         self.teacher = teacher
         self.feature_metric = feature_metric
+        self.extractor = extractor
         self.segmenter = segmenter.eval() if segmenter is not None else None
         self.num_classes = num_classes
         self.higher_is_better = HIGHER_IS_BETTER[metric]
@@ -288,6 +291,8 @@ class SubnetEvaluator:
 
     def key(self, arch: ArchSpec) -> str:
         target = self.target if self.metric in ("psnr", "l1") else "real"
+        if self.metric in ("fid", "kid") and self.extractor:
+            target += f"@{self.extractor}"
         calib = len(self.held_out.calibration)
         return f"{arch}|{self.metric}|{target}|{self.held_out.slice_id}|w{self.weights_id}|calib{calib}"
 
@@ -326,7 +331,8 @@ class SubnetEvaluator:
         elif self.metric == "miou":
             value = self.miou(fakes)
         else:
-            value = float(self.feature_metric(fakes, self.held_out.reals, self.metric))
+            forced = {"extractor": self.extractor} if self.extractor else {}
+            value = float(self.feature_metric(fakes, self.held_out.reals, self.metric, **forced))
         if not math.isfinite(value):
             raise ConfigError(f"search metric {self.metric} of {arch} is not finite ({value})")
         self.evaluations += 1
