@@ -407,7 +407,9 @@ def test_fid_search_uses_the_extractor_the_recipe_names_and_caches_per_extractor
     value = sat(arch)
     assert seen == ["segmenter:labels2sat"] and value >= 0
     assert sat(arch) == value and sat.evaluations == 1  # cached
-    direct = quality.feature_metric_for_search(sat.outputs(arch), reals, "fid", extractor="segmenter:labels2sat")
+    direct = quality.feature_metric_for_search(
+        sat.outputs(arch), reals, "fid", extractor="segmenter:labels2sat"
+    )
     assert value == pytest.approx(direct)
     # another extractor is another cache entry, not the satellite score
     other = SubnetEvaluator(
