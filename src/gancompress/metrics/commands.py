@@ -32,7 +32,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--extractors",
         default="domain,vgg",
-        help="comma-separated: inception, vgg, vgg-hed, vgg-craft, domain, domain:NAME (default domain,vgg)",
+        help="comma-separated: inception, vgg, vgg-hed, vgg-craft, domain, domain:NAME, segmenter:NAME "
+        "(default domain,vgg)",
     )
     p.add_argument(
         "--segmenter",
