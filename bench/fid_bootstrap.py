@@ -95,7 +95,8 @@ def main() -> None:
     real_f = features(extractor, real)
 
     draws = rng.choice(len(train), size=min(3 * n, len(train)), replace=False)
-    train_f = features(extractor, torch.stack([train[int(i)]["B"] for i in draws]))
+    train_b = torch.stack([train[int(i)]["B"] for i in draws])
+    train_f = features(extractor, train_b)
     reference = [fid(real_f, train_f[k * n : (k + 1) * n]) for k in range(len(draws) // n)]
 
     fakes = {p: features(extractor, translate(p, a)) for p in args.generators}
@@ -130,7 +131,6 @@ def main() -> None:
     print(f"real training images vs real test images ({n} each): " + ", ".join(f"{v:.1f}" for v in reference))
     degraded = {}
     if args.degradations:
-        train_b = torch.stack([train[int(i)]["B"] for i in draws])
 
         def blur(x: torch.Tensor) -> torch.Tensor:
             small = F.interpolate(x, scale_factor=0.25, mode="area")
