@@ -274,7 +274,7 @@ def test_maps_domain_fid_is_the_satellite_segmenters_feature_space(tmp_path):
     copy = evaluate_generator(Identity(), root, extractors=("domain",), stats_dir=tmp_path)
     # drawing the right satellite colours is near the real tiles; copying the relief map is far off
     assert abs(entry["fid"]) < 1e-3 and copy["extractors"]["domain"]["fid"] > 10.0  # 46 measured
-    assert "accuracy" not in entry  # no per-image classes: no content accuracy
+    assert "content_accuracy" not in entry  # no per-image classes: no content accuracy
     # it saw satellite tiles only: generating maps' domain A has no domain extractor
     with pytest.warns(RuntimeWarning, match="domain A of dataset maps"):
         back = evaluate_generator(
