@@ -169,6 +169,47 @@ def test_distillation_loss_decreases_on_a_tiny_problem(sampling):
     assert all(not p.requires_grad for p in teacher.parameters())
 
 
+def test_vgg_term_is_gaugans_weighted_perceptual_loss_built_from_the_recipes_source(monkeypatch):
+    """loss.vgg weighs the same loss the GauGAN teachers train with (weights 1/32 … 1 on relu1_1 … relu5_1)."""
+    from gancompress.methods.gan_compression import pipeline
+    from gancompress.metrics import vgg as vgg_mod
+
+    torch.manual_seed(0)
+    net = vgg_mod.VGG16Features(
+        batch_norm=False, input_mode="imagenet_rgb", source="random", layers=vgg_mod.VGGPerceptualLoss.LAYERS
+    )
+    asked = []
+    monkeypatch.setattr(
+        vgg_mod, "load_vgg16_features", lambda source, layers: asked.append((source, layers)) or net
+    )
+    perceptual = pipeline._vgg_loss("craft")
+    assert isinstance(perceptual, vgg_mod.VGGPerceptualLoss)
+    assert asked == [("craft", vgg_mod.VGGPerceptualLoss.LAYERS)]
+
+    teacher = tiny("resnet").eval()
+    student = create_generator("resnet", base_width=4, num_blocks=3)
+    loss = LossConfig(recon=0.0, distill=0.0, gan=0.0, vgg=10.0)
+    with pytest.raises(ConfigError, match="VGG perceptual loss"):
+        DistillTask(student, teacher, None, None, loss, StageConfig())
+    task = DistillTask(student, teacher, None, None, loss, StageConfig(), vgg=perceptual)
+    batch = _paired_batch(teacher)
+    batch["B"] = batch["B"].flip(-1)  # a target the student does not already match
+    with torch.no_grad():
+        fake = student(batch["A"])
+        expected = 10.0 * perceptual(fake, batch["B"])
+        weighted = sum(
+            w
+            * torch.nn.functional.l1_loss(
+                perceptual.vgg.perceptual(fake)[n], perceptual.vgg.perceptual(batch["B"])[n]
+            )
+            for n, w in zip(perceptual.LAYERS, perceptual.WEIGHTS)
+        )
+    torch.testing.assert_close(expected, 10.0 * weighted)
+    logs = task.training_step(batch, 0, task.configure_optimizers())
+    assert logs["loss_vgg"] == pytest.approx(float(expected), rel=1e-5)
+    assert not any("vgg" in k for k in task.state_dict())  # frozen, not checkpointed
+
+
 def test_distill_task_with_discriminator_and_munit_style_loss_runs_and_updates_d():
     teacher = tiny("munit").eval()
     space = space_for(teacher)

@@ -21,7 +21,7 @@ from ...arch import ArchSpec
 from ...errors import CheckpointError, ConfigError
 from ...layers import ElasticConv2d
 from ...models import Generator, create_discriminator
-from ...training.losses import as_list, discriminator_loss, feature_matching_loss, generator_gan_loss
+from ...training.losses import discriminator_loss, feature_matching_loss, generator_gan_loss
 from .recipe import DiscriminatorConfig, LossConfig, StageConfig
 
 #: which widths to run at a training step: a list of ArchSpecs (None = the network's own widths)
@@ -82,10 +82,6 @@ class FeatureAdapters(nn.Module):
                 conv.weight.copy_(self.convs[p].weight[:, : conv.in_channels])
                 conv.bias.copy_(self.convs[p].bias)
         return out
-
-
-# -- GAN losses: shared with every Task, defined in the training package -----------------------------
-_as_list = as_list
 
 
 # -- discriminator --------------------------------------------------------------------------------
@@ -243,7 +239,9 @@ class DistillTask(nn.Module):
         if loss.distill > 0 and adapters is None:
             raise ConfigError("loss.distill > 0 needs feature adapters")
         if loss.vgg > 0 and vgg is None:
-            raise ConfigError("loss.vgg > 0 needs a VGG feature network")
+            raise ConfigError(
+                "loss.vgg > 0 needs a VGG perceptual loss module (metrics.vgg.VGGPerceptualLoss)"
+            )
         self.student = student
         self.discriminator = discriminator
         self.adapters = adapters
@@ -342,9 +340,9 @@ class DistillTask(nn.Module):
             out["gan_g"] = cfg.gan * generator_gan_loss(cfg.gan_mode, d_fake)
         if cfg.vgg > 0:
             vgg = self._frozen[1]
-            embed = getattr(vgg, "perceptual", vgg)  # packaged VGG16s: at the ImageNet-normalised scale
-            fake_f, real_f = _as_list(embed(fake)), _as_list(embed(real_out))
-            out["vgg"] = cfg.vgg * sum(F.l1_loss(a, b.detach()) for a, b in zip(fake_f, real_f))
+            if next(vgg.parameters()).device != fake.device:
+                vgg.to(fake.device)
+            out["vgg"] = cfg.vgg * vgg(fake, real_out)
         return out
 
     # -- the step --------------------------------------------------------------------------------

@@ -245,7 +245,7 @@ def _make_task(
         conditional = discriminator_is_conditional(discriminator, out_channels)
     vgg = None
     if loss.vgg > 0:
-        vgg = _vgg_features()
+        vgg = _vgg_loss(loss.vgg_source)
     task = DistillTask(
         student,
         teacher,
@@ -260,10 +260,11 @@ def _make_task(
     return task, note
 
 
-def _vgg_features():
-    from ...metrics.vgg import load_vgg16_features
+def _vgg_loss(source: str):
+    """GauGAN's VGG loss, the one its teachers train with (``training.tasks``), so ``loss.vgg`` means the same."""
+    from ...metrics.vgg import VGGPerceptualLoss
 
-    return load_vgg16_features("auto")
+    return VGGPerceptualLoss(source)
 
 
 def stage_steps(stage: StageConfig, num_images: int, batch_size: int) -> tuple[int, int | None]:
