@@ -61,9 +61,7 @@ class LossConfig:
     gan: float = 1.0
     gan_mode: Literal["hinge", "lsgan", "vanilla"] = "hinge"
     feature_matching: float = 0.0  # GauGAN: L1 between discriminator features of real and fake
-    vgg: float = (
-        0.0  # GauGAN: its VGG perceptual loss (weighted L1, relu1_1…relu5_1) against the ground truth
-    )
+    vgg: float = 0.0  # GauGAN: its VGG loss (metrics.vgg.VGGPerceptualLoss) against the ground truth
     vgg_source: str = "auto"  # packaged VGG16 weights for it: hed, craft, auto, or a file path
     style: float = 0.0  # MUNIT: L1 between student and teacher style codes
 
