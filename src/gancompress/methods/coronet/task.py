@@ -17,6 +17,7 @@ from torch import nn
 from ...arch import ArchSpec
 from ...errors import ConfigError
 from ...models import Generator
+from ...training.tasks.base import on_device
 from ..gan_compression.distill import discriminator_loss, generator_gan_loss, split_batch
 from ..gan_compression.recipe import StageConfig
 from .control import PruneController
@@ -207,8 +208,7 @@ class CoronetTask(nn.Module):
         teacher = self.teacher
         if teacher is None or (cfg.distill_output == 0 and cfg.distill_features == 0):
             return None, {}
-        if next(teacher.parameters()).device != x.device:
-            teacher.to(x.device)
+        on_device(teacher, x.device)
         if cfg.distill_features > 0:
             return teacher(x, features=self.adapters.points)
         return teacher(x), {}
@@ -341,9 +341,6 @@ class CoronetTask(nn.Module):
         cols = [real_in] if real_in.shape[1] == 3 else []
         cols.append(real_out)
         if self.teacher is not None:
-            teacher = self.teacher
-            if next(teacher.parameters()).device != device:
-                teacher.to(device)
-            cols.append(teacher(real_in))
+            cols.append(on_device(self.teacher, device)(real_in))
         cols.append(fake)
         return torch.cat(cols, dim=3)

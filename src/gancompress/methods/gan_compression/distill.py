@@ -22,6 +22,7 @@ from ...errors import CheckpointError, ConfigError
 from ...layers import ElasticConv2d
 from ...models import Generator, create_discriminator
 from ...training.losses import discriminator_loss, feature_matching_loss, generator_gan_loss
+from ...training.tasks.base import on_device
 from .recipe import DiscriminatorConfig, LossConfig, StageConfig
 
 #: which widths to run at a training step: a list of ArchSpecs (None = the network's own widths)
@@ -291,9 +292,7 @@ class DistillTask(nn.Module):
     def teacher_forward(
         self, real_in: torch.Tensor, real_out: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        teacher = self.teacher
-        if next(teacher.parameters()).device != real_in.device:
-            teacher.to(real_in.device)
+        teacher = on_device(self.teacher, real_in.device)
         pts = self._teacher_points()
         if pts:
             return teacher(real_in, features=pts, **self._extra(real_out))
@@ -339,10 +338,7 @@ class DistillTask(nn.Module):
                 out["feature_matching"] = cfg.feature_matching * feature_matching_loss(real_feats, fake_feats)
             out["gan_g"] = cfg.gan * generator_gan_loss(cfg.gan_mode, d_fake)
         if cfg.vgg > 0:
-            vgg = self._frozen[1]
-            if next(vgg.parameters()).device != fake.device:
-                vgg.to(fake.device)
-            out["vgg"] = cfg.vgg * vgg(fake, real_out)
+            out["vgg"] = cfg.vgg * on_device(self._frozen[1], fake.device)(fake, real_out)
         return out
 
     # -- the step --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ...arch import ArchSpec
 from ...errors import ConfigError
 from ...models import Generator
 from ...training.losses import ImagePool, discriminator_loss, generator_gan_loss
+from ...training.tasks.base import on_device
 from ..gan_compression.distill import split_batch
 from ..gan_compression.recipe import StageConfig
 from .recipe import SlimLoss
@@ -79,9 +80,7 @@ class OutputDistillation(nn.Module):
             from ...metrics.paired import ssim
 
             return F.l1_loss(student, teacher) + (1 - ssim(student, teacher)).mean()
-        vgg = self._frozen[0]
-        if next(vgg.parameters()).device != student.device:
-            vgg.to(student.device)
+        vgg = on_device(self._frozen[0], student.device)
         # The 1e5 style weight was set on torchvision's VGG16; a caffe-style backbone (HED's) has features
         # about 57.6x larger and Gram matrices 57.6^2x larger, so its features are rescaled first.
         embed = getattr(vgg, "perceptual", vgg)
@@ -178,10 +177,7 @@ class GanSlimmingTask(nn.Module):
 
     @torch.no_grad()
     def teacher_forward(self, real_in: torch.Tensor) -> torch.Tensor:
-        teacher = self.teacher
-        if next(teacher.parameters()).device != real_in.device:
-            teacher.to(real_in.device)
-        return teacher(real_in)
+        return on_device(self.teacher, real_in.device)(real_in)
 
     def training_step(
         self, batch: Mapping[str, Any], step: int, optimizers: Mapping[str, torch.optim.Optimizer]

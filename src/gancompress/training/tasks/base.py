@@ -35,6 +35,17 @@ def device_of(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
+def on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module``, moved to ``device`` if it is elsewhere.
+
+    Tasks hold frozen networks (teachers, VGG16s) in a tuple so their weights stay out of checkpoints;
+    ``task.to(device)`` therefore does not move them, and each use moves them here, once.
+    """
+    if device_of(module) != device:
+        module.to(device)
+    return module
+
+
 def image_columns(*images: torch.Tensor) -> torch.Tensor:
     """Side-by-side columns; label maps (not 1 or 3 channels) are left out of the picture."""
     cols = [x for x in images if x.shape[1] in (1, 3)]

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..losses import discriminator_loss, feature_matching_loss, generator_gan_loss
 from ..recipe import LossConfig, OptimConfig
-from .base import TeacherTask, adam, device_of, set_requires_grad, split_batch
+from .base import TeacherTask, adam, device_of, on_device, set_requires_grad, split_batch
 
 
 class GauGANTask(TeacherTask):
@@ -73,9 +73,7 @@ class GauGANTask(TeacherTask):
             logs["loss_g_fm"] = cfg.feature_matching * feature_matching_loss(feats_real, feats_fake)
         vgg = self._frozen[0]
         if cfg.vgg > 0 and vgg is not None:
-            if next(vgg.parameters()).device != fake.device:
-                vgg.to(fake.device)
-            logs["loss_g_vgg"] = cfg.vgg * vgg(fake, real)
+            logs["loss_g_vgg"] = cfg.vgg * on_device(vgg, fake.device)(fake, real)
         loss_g = sum(logs.values())
         loss_g.backward()
         optimizers["G"].step()
