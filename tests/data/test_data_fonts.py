@@ -3,6 +3,8 @@ import time
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from gancompress.data import (
     TransformConfig,
@@ -101,3 +103,62 @@ def test_ensure_builtin_dataset_builds_once_into_cache(tmp_path, monkeypatch):
 def test_ensure_builtin_unknown_name_points_to_prepare(tmp_path):
     with pytest.raises(DataError, match="data prepare fashion"):
         ensure_builtin_dataset("fashion", root=tmp_path)
+
+
+# -- unlabelled inputs ----------------------------------------------------------------------------
+def test_unlabelled_glyphs_are_source_glyphs_no_fonts_character_can_have(tmp_path):
+    from gancompress.data.fonts import SOURCE_FONT, TARGET_FONT, build_unlabelled_glyphs
+    from gancompress.data.glyphs import font_codepoints
+
+    out = build_unlabelled_glyphs(tmp_path / "u", size=32)
+    files = sorted(out.glob("*.png"))
+    info = read_metadata(out)
+    assert info["kind"] == "images" and info["counts"]["images"] == len(files) > 500
+    fd = mpl_font_dir()
+    target = font_codepoints(fd / TARGET_FONT)
+    # the whole paired dataset at this size, train and test: none of its characters, none of its
+    # source images (a Cyrillic letter that DejaVu draws exactly like a Latin one) is among them
+    everything = render_shared_glyphs(fd / SOURCE_FONT, fd / TARGET_FONT, 32)
+    digests = {hashlib.sha256(g.tobytes()).digest() for g in everything.source}
+    seen = set()
+    for path in files:
+        cp = codepoint_of(path)
+        assert cp not in target and cp not in everything.codepoints
+        glyph = np.asarray(Image.open(path).convert("L"))
+        assert np.array_equal(glyph, render_glyph(fd / SOURCE_FONT, chr(cp), 32))
+        digest = hashlib.sha256(glyph.tobytes()).digest()
+        assert digest not in digests and digest not in seen
+        seen.add(digest)
+    # Greek lunate capital sigma (U+03F9), which STIX lacks, is drawn exactly like Latin C: dropped,
+    # while its neighbour U+03FA (San) is kept
+    lunate = render_glyph(fd / SOURCE_FONT, "\u03f9", 32)
+    assert 0x3F9 not in target and np.array_equal(lunate, render_glyph(fd / SOURCE_FONT, "C", 32))
+    assert not (out / "U+03F9.png").exists() and (out / "U+03FA.png").exists()
+    with pytest.raises(DataError, match="not empty"):
+        build_unlabelled_glyphs(out, size=32)
+    with pytest.raises(DataError, match="draws no character"):
+        build_unlabelled_glyphs(tmp_path / "none", size=32, ranges=[[0x41, 0x5A]])
+
+
+def test_with_unlabelled_draws_one_input_per_item_reproducibly_per_position(tmp_path, tiny_fonts):
+    from gancompress.data.unlabelled import ImageFolderDataset, WithUnlabelled
+    from gancompress.training.sampler import PositionedDataset
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    tf = TransformConfig(load_size=32, crop_size=32, flip=False)
+    labelled = build_dataset(tiny_fonts, "paired", "train", tf)
+    ds = WithUnlabelled(labelled, ImageFolderDataset(folder, tf))
+    assert len(ds) == len(labelled)
+    read = PositionedDataset(ds, seed=5)
+    first = read[(3, 17)]
+    assert first["A_path"] == labelled[3]["A_path"] and first["U"].shape == (3, 32, 32)
+    value = int(first["U_path"].split("/")[-1][0])
+    assert torch.allclose(first["U"], torch.full_like(first["U"], 40 * value / 127.5 - 1))
+    assert read[(3, 17)]["U_path"] == first["U_path"]  # the same position reads the same input
+    assert len({read[(0, p)]["U_path"] for p in range(40)}) == 6  # and positions spread over all
+    with pytest.raises(DataError, match="data.unlabelled: folder .* does not exist"):
+        ImageFolderDataset(tmp_path / "missing", tf, what="data.unlabelled")

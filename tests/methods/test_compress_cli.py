@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from gancompress.cli import main
-from gancompress.errors import BudgetError, ConfigError
+from gancompress.errors import BudgetError, ConfigError, DataError
 from gancompress.export.saved import load_generator, save_generator
 from gancompress.methods import MethodOptions, compress
 from gancompress.methods.gan_compression.search import MacsTable
@@ -265,6 +265,47 @@ def test_unpaired_data_learns_from_teacher_pseudo_pairs(tmp_path, teacher):
     assert used["discriminator"]["conditional"] is False
     assert result.summary["data_kind"] == "unpaired"
     assert torch.isfinite(torch.tensor(result.summary["search"]["score"]))
+
+
+def test_unlabelled_inputs_join_every_training_stage_and_bad_ones_fail_before_training(
+    tmp_path, paired_root, teacher
+):
+    folder = tmp_path / "unlabelled"
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        save(folder / f"u{i}.png", _glyph(rng))
+    recipe = write_recipe(tmp_path / "recipe.yaml", mobile=True)
+    options = MethodOptions(recipe=recipe, ratio=0.9, overrides=(f"data.unlabelled={folder}",))
+    out = tmp_path / "run"
+    result = compress("gan-compression", teacher, paired_root, out, options)
+    assert result.summary["notes"]["unlabelled"].startswith(f"5 unlabelled inputs from {folder}")
+    logs = sorted(out.glob("**/logs/train.csv"))
+    assert {p.relative_to(out).parts[0] for p in logs} == {"mobile_teacher", "supernet", "finetune"}
+    for path in logs:
+        header = path.read_text().splitlines()[0].split(",")
+        assert {"loss_unlabelled_recon", "loss_unlabelled_distill"} <= set(header), path
+
+    def fails(name, error, match, generator=teacher, folder_option=folder, recipe=recipe):
+        opts = MethodOptions(recipe=recipe, ratio=0.9, overrides=(f"data.unlabelled={folder_option}",))
+        with pytest.raises(error, match=match):
+            compress("fast-gan-compression", generator, paired_root, tmp_path / name, opts)
+        assert not (tmp_path / name / "supernet").exists()
+
+    fails(
+        "missing", DataError, "data.unlabelled: folder .*none does not exist", folder_option=tmp_path / "none"
+    )
+    (tmp_path / "empty").mkdir()
+    fails(
+        "empty",
+        DataError,
+        "data.unlabelled: folder .*empty contains no images",
+        folder_option=tmp_path / "empty",
+    )
+    from tiny import TINY_GENERATORS
+
+    munit = create_generator("munit", **TINY_GENERATORS["munit"])
+    any_width = write_recipe(tmp_path / "munit.yaml", space={"*": [1.0, 0.5]})
+    fails("munit", ConfigError, "data.unlabelled: only image-to-image", generator=munit, recipe=any_width)
 
 
 def test_latency_budget_is_measured_and_cached(tmp_path, paired_root, teacher):

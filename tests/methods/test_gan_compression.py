@@ -208,6 +208,52 @@ def test_vgg_term_is_gaugans_weighted_perceptual_loss_built_from_the_recipes_sou
     assert not any("vgg" in k for k in task.state_dict())  # frozen, not checkpointed
 
 
+def test_unlabelled_inputs_are_distilled_with_the_teachers_output_as_their_target():
+    """A batch's ``U`` inputs add recon (against the teacher's output) and distillation terms, and
+    training on them brings the student closer to the teacher on inputs like them."""
+    teacher = tiny("resnet").eval()
+    loss = LossConfig(recon=10.0, distill=1.0, gan=0.0)
+
+    def task_for():
+        torch.manual_seed(3)
+        student = create_generator("resnet", base_width=4, num_blocks=3)
+        s_ch, t_ch = student.feature_channels(), teacher.feature_channels()
+        adapters = FeatureAdapters({p: s_ch[p] for p in teacher.feature_points}, t_ch)
+        return DistillTask(student, teacher, None, adapters, loss, StageConfig(lr_g=2e-3))
+
+    g = torch.Generator().manual_seed(2)
+    # labelled inputs of one kind (flat images), unlabelled ones of another (smooth blotches)
+    flat = torch.rand(2, 3, 1, 1, generator=g).expand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        labelled = {"A": flat, "B": teacher(flat)}
+    unlabelled = [
+        torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4, generator=g) * 2 - 1, size=32, mode="bilinear")
+        for _ in range(9)
+    ]
+    task = task_for()
+    with torch.no_grad():
+        fake, s_feats = task.student(unlabelled[0], features=task.points)
+        t_out, t_feats = teacher(unlabelled[0], features=task.points)
+        recon = 10.0 * torch.nn.functional.l1_loss(fake, t_out)
+        distill = task.adapters(s_feats, t_feats)
+    logs = task.training_step(dict(labelled, U=unlabelled[0]), 0, task.configure_optimizers())
+    assert logs["loss_unlabelled_recon"] == pytest.approx(float(recon), rel=1e-5)
+    assert logs["loss_unlabelled_distill"] == pytest.approx(float(distill), rel=1e-5)
+    terms = ("recon", "distill", "unlabelled_recon", "unlabelled_distill")
+    assert logs["loss_g"] == pytest.approx(sum(logs[f"loss_{k}"] for k in terms), rel=1e-5)
+
+    def trained(with_unlabelled: bool) -> float:
+        task = task_for()
+        opts = task.configure_optimizers()
+        for step in range(24):
+            batch = dict(labelled, U=unlabelled[step % 8]) if with_unlabelled else labelled
+            task.training_step(batch, step, opts)
+        with torch.no_grad():  # an unlabelled input never trained on
+            return float(torch.nn.functional.l1_loss(task.student(unlabelled[8]), teacher(unlabelled[8])))
+
+    assert trained(True) < 0.9 * trained(False)  # measured: 0.217 against 0.261
+
+
 def test_distill_task_with_discriminator_and_munit_style_loss_runs_and_updates_d():
     teacher = tiny("munit").eval()
     space = space_for(teacher)

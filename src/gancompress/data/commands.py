@@ -25,7 +25,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 
     q = data_sub.add_parser(
         "prepare",
-        help="build a dataset (fonts, cjk-fonts, maps, labels2sat, fashion) into the standard layout",
+        help="build a dataset (fonts, fonts-unlabelled, cjk-fonts, maps, labels2sat, fashion) into the standard layout",
         description="Build a dataset into DIR in the standard layout, with gancompress_dataset.json. "
         "Builder options are passed as --set key=value (e.g. --set size=128 --set max_chars=4000); "
         "'gancompress data list' shows each builder's options.",
@@ -86,10 +86,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     for name, row in rows.items():
-        print(f"{name:11s} {row['kind']:9s} {row['description']}")
-        print(f"{'':21s} needs:   {row['needs']}")
+        print(f"{name:16s} {row['kind']:9s} {row['description']}")
+        print(f"{'':26s} needs:   {row['needs']}")
         opts = ", ".join(f"{k}={v!r}" for k, v in row["options"].items())
-        print(f"{'':21s} options: {opts}")
+        print(f"{'':26s} options: {opts}")
     return 0
 
 

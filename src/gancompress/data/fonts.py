@@ -213,3 +213,81 @@ def build_font_dataset(
         },
     )
     return out
+
+
+# Letter-like blocks beyond the dataset's: Latin Extended-B, IPA, Greek and Cyrillic supplements,
+# phonetic extensions, Latin Extended Additional, Greek Extended, Latin Extended-C/D. Glyphs of the
+# dataset's kind (strokes of letters), unlike box drawing or Arabic, which the source face also has.
+UNLABELLED_RANGES = (
+    (0x180, 0x24F),
+    (0x250, 0x2AF),
+    (0x370, 0x3FF),
+    (0x460, 0x52F),
+    (0x1D00, 0x1DBF),
+    (0x1E00, 0x1EFF),
+    (0x1F00, 0x1FFF),
+    (0x2C60, 0x2C7F),
+    (0xA720, 0xA7FF),
+)
+
+
+def build_unlabelled_glyphs(
+    out: str | Path,
+    *,
+    size: int = 64,
+    source: str = SOURCE_FONT,
+    target: str = TARGET_FONT,
+    ranges: list[list[int]] | None = None,
+    font_dir: str | Path | None = None,
+) -> Path:
+    """Write source-face glyphs that have no target glyph to ``out/U+XXXX.png``: unlabelled inputs.
+
+    Only characters the target face lacks are drawn, so none of them can be a character of the font
+    dataset built from the same two faces (train or test); a glyph whose image equals one of that
+    dataset's source glyphs (a Cyrillic letter drawn like a Latin one) is dropped too. A teacher maps
+    these inputs, and a student distils from it on them (``data.unlabelled`` of the GAN Compression
+    recipes).
+
+    Example:
+        >>> build_unlabelled_glyphs("/tmp/fonts-unlabelled")     # ~2 s, ~1,200 glyphs
+    """
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise DataError(f"glyph size must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"output folder {out} already exists and is not empty")
+    start = time.perf_counter()
+    fdir = Path(font_dir) if font_dir else mpl_font_dir()
+    spans = tuple((int(lo), int(hi)) for lo, hi in ranges) if ranges else UNLABELLED_RANGES
+    paired = render_shared_glyphs(fdir / source, fdir / target, size)
+    taken = {_digest(g) for g in paired.source}
+    lacking = font_codepoints(fdir / source) - font_codepoints(fdir / target)
+    out.mkdir(parents=True, exist_ok=True)
+    kept: list[int] = []
+    for cp in candidate_codepoints(spans):
+        if cp not in lacking:
+            continue
+        glyph = render_glyph(fdir / source, chr(cp), size)
+        if glyph is None or _digest(glyph) in taken:
+            continue
+        taken.add(_digest(glyph))
+        _save(glyph, out / f"{glyph_name(cp)}.png")
+        kept.append(cp)
+    if not kept:
+        raise DataError(f"{source} draws no character of the ranges that {target} lacks")
+    write_metadata(
+        out,
+        {
+            "name": "fonts-unlabelled",
+            "kind": "images",
+            "task": f"unlabelled inputs of the font dataset ({source} glyphs {target} does not have)",
+            "size": size,
+            "source_font": source,
+            "excluded_font": target,
+            "counts": {"images": len(kept)},
+            "characters": {"images": "".join(chr(cp) for cp in kept)},
+            "licence": {source: licence_of(source)},
+            "build_seconds": round(time.perf_counter() - start, 2),
+        },
+    )
+    return out

@@ -30,6 +30,10 @@ def builder_function(name: str) -> Callable[..., Path]:
         from ..fonts import build_font_dataset
 
         return build_font_dataset
+    if name == "fonts-unlabelled":
+        from ..fonts import build_unlabelled_glyphs
+
+        return build_unlabelled_glyphs
     if name == "fashion":
         from .fashion import build_fashion
 
@@ -54,6 +58,8 @@ PREPARERS = {
     for p in (
         Preparer("fonts", "paired", "font style translation from matplotlib's fonts (embedded default)",
                  "nothing (matplotlib is a dependency)", "DejaVu/Bitstream Vera licence; STIX: SIL OFL 1.1"),
+        Preparer("fonts-unlabelled", "images", "unlabelled fonts inputs: DejaVu glyphs STIX lacks (for distillation)",
+                 "nothing (matplotlib is a dependency)", "DejaVu/Bitstream Vera licence"),
         Preparer("fashion", "unpaired", "Fashion-MNIST sneaker <-> ankle boot (CycleGAN-style)",
                  "apt-get install dataset-fashion-mnist", "MIT (Zalando Research)"),
         Preparer("maps", "paired", "colour-relief map <-> Blue Marble satellite tiles (pix2pix map<->aerial analog)",

@@ -341,6 +341,24 @@ class DistillTask(nn.Module):
             out["vgg"] = cfg.vgg * on_device(self._frozen[1], fake.device)(fake, real_out)
         return out
 
+    def unlabelled_losses(
+        self,
+        fake: torch.Tensor,
+        s_feats: Mapping[str, torch.Tensor],
+        t_out: torch.Tensor,
+        t_feats: Mapping[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """The terms on inputs with no target: the teacher's output as reconstruction target (a
+        pseudo-pair, weighted as ``loss.recon``) and the feature distillation. No discriminator
+        term: the discriminator has no real image to tell these fakes from."""
+        cfg = self.loss_cfg
+        out: dict[str, torch.Tensor] = {}
+        if cfg.recon > 0:
+            out["unlabelled_recon"] = cfg.recon * F.l1_loss(fake, t_out)
+        if cfg.distill > 0 and self.adapters is not None:
+            out["unlabelled_distill"] = cfg.distill * self.adapters(s_feats, t_feats)
+        return out
+
     # -- the step --------------------------------------------------------------------------------
     def training_step(
         self, batch: Mapping[str, Any], step: int, optimizers: Mapping[str, torch.optim.Optimizer]
@@ -378,6 +396,15 @@ class DistillTask(nn.Module):
             total = total + loss
             for k, v in parts.items():
                 terms[k] = terms.get(k, 0.0) + float(v.detach()) / len(outs)
+        if "U" in batch:
+            # inputs without a target (data.unlabelled): they go through the same sampled widths
+            extra = batch["U"].to(device)
+            u_out, u_feats = self.teacher_forward(extra, extra)
+            for arch in archs:
+                parts = self.unlabelled_losses(*self.student_forward(extra, extra, arch), u_out, u_feats)
+                total = total + sum(parts.values()) / len(archs)
+                for k, v in parts.items():
+                    terms[k] = terms.get(k, 0.0) + float(v.detach()) / len(archs)
         total.backward()
         optimizers["G"].step()
         if self.discriminator is not None:

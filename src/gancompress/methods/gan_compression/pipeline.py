@@ -101,6 +101,39 @@ def _datasets(root: Path, recipe: GanCompressionRecipe) -> tuple[Dataset, Datase
     return train, evaluation, kind
 
 
+def with_unlabelled(
+    train: Dataset, recipe: GanCompressionRecipe, kind: str, teacher: Generator
+) -> tuple[Dataset, str]:
+    """``train`` with one input of the ``data.unlabelled`` folder beside each item (and a note).
+
+    Those inputs get the training crop and flip; the student distils from the teacher on them, with
+    the teacher's output as their reconstruction target (pseudo-pairs) and no discriminator term.
+    """
+    from ...data import TransformConfig
+    from ...data.unlabelled import ImageFolderDataset, WithUnlabelled
+
+    cfg = recipe.data
+    if kind == "semantic" or teacher.family == "munit":
+        raise ConfigError(
+            f"data.unlabelled: only image-to-image teachers take unlabelled images (this one is "
+            f"{teacher.family} on {kind} data: its inputs are label maps or need a style image)"
+        )
+    if _in_channels(teacher) != 3:
+        raise ConfigError(
+            f"data.unlabelled: the teacher reads {_in_channels(teacher)} input channels; "
+            "unlabelled images are RGB"
+        )
+    tf = TransformConfig(
+        load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess=cfg.preprocess, flip=cfg.flip
+    )
+    unlabelled = ImageFolderDataset(cfg.unlabelled, tf, what="data.unlabelled")
+    note = (
+        f"{len(unlabelled)} unlabelled inputs from {cfg.unlabelled}, one per training item: distilled "
+        "from the teacher (its output as their target)"
+    )
+    return WithUnlabelled(train, unlabelled), note
+
+
 def split_holdout(n: int, holdout: int) -> tuple[list[int], list[int]]:
     """(training indices, held-out indices): the last ``holdout`` images are kept out of training."""
     if holdout >= n:
@@ -399,9 +432,11 @@ def _run(
     train_full, evaluation, kind = _datasets(data, recipe)
     check_teacher_fits_data(teacher, evaluation, data)
     train_idx, held_idx = split_holdout(len(train_full), recipe.data.holdout)
-    train = Subset(train_full, train_idx)
+    train: Dataset = Subset(train_full, train_idx)
     bs, nw = recipe.data.batch_size, recipe.data.num_workers
     notes: dict[str, str] = {}
+    if recipe.data.unlabelled is not None:
+        train, notes["unlabelled"] = with_unlabelled(train, recipe, kind, teacher)
     stages: dict[str, Any] = {}
     if kind == "unpaired":
         recipe, notes["unpaired"] = pseudo_pairs(recipe)

@@ -41,6 +41,9 @@ class DataConfig:
     num_workers: int = 0
     holdout: int = 64  # training images kept out of training and used to score search candidates
     num_classes: int | None = None  # semantic datasets without a metadata file
+    # A folder of extra generator inputs with no target (``gancompress data prepare fonts-unlabelled``):
+    # each training batch also distils from the teacher on as many of them (its output as target).
+    unlabelled: str | None = None
 
     def __post_init__(self) -> None:
         _positive("data.load_size", self.load_size)
