@@ -81,6 +81,16 @@ def default_recipe(method: str, quick: bool) -> Path:
 
 
 # -- data -----------------------------------------------------------------------------------------
+def _train_transform(recipe: GanCompressionRecipe):
+    """The training crop and flip of the recipe's data section."""
+    from ...data import TransformConfig
+
+    cfg = recipe.data
+    return TransformConfig(
+        load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess=cfg.preprocess, flip=cfg.flip
+    )
+
+
 def _datasets(root: Path, recipe: GanCompressionRecipe) -> tuple[Dataset, Dataset, str]:
     """(training dataset with its random crop/flip, the same images with the evaluation transform, kind)."""
     from ...data import TransformConfig, build_dataset, detect_kind
@@ -90,10 +100,7 @@ def _datasets(root: Path, recipe: GanCompressionRecipe) -> tuple[Dataset, Datase
     options: dict[str, Any] = {}
     if kind == "semantic" and cfg.num_classes is not None:
         options["num_classes"] = cfg.num_classes
-    train_tf = TransformConfig(
-        load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess=cfg.preprocess, flip=cfg.flip
-    )
-    train = build_dataset(root, kind, "train", train_tf, direction=cfg.direction, **options)
+    train = build_dataset(root, kind, "train", _train_transform(recipe), direction=cfg.direction, **options)
     eval_options = dict(options, serial=True) if kind == "unpaired" else options
     evaluation = build_dataset(
         root, kind, "train", TransformConfig.for_eval(cfg.crop_size), direction=cfg.direction, **eval_options
@@ -109,7 +116,6 @@ def with_unlabelled(
     Those inputs get the training crop and flip; the student distils from the teacher on them, with
     the teacher's output as their reconstruction target (pseudo-pairs) and no discriminator term.
     """
-    from ...data import TransformConfig
     from ...data.unlabelled import ImageFolderDataset, WithUnlabelled
 
     cfg = recipe.data
@@ -123,10 +129,7 @@ def with_unlabelled(
             f"data.unlabelled: the teacher reads {_in_channels(teacher)} input channels; "
             "unlabelled images are RGB"
         )
-    tf = TransformConfig(
-        load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess=cfg.preprocess, flip=cfg.flip
-    )
-    unlabelled = ImageFolderDataset(cfg.unlabelled, tf, what="data.unlabelled")
+    unlabelled = ImageFolderDataset(cfg.unlabelled, _train_transform(recipe), what="data.unlabelled")
     note = (
         f"{len(unlabelled)} unlabelled inputs from {cfg.unlabelled}, one per training item: distilled "
         "from the teacher (its output as their target)"
