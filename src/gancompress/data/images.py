@@ -56,6 +56,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
+def _unreadable(message: str, path: Path) -> DataError:
+    """A DataError that carries the file it is about (``.path``): the datasets' skip policy reads it."""
+    err = DataError(message)
+    err.path = path  # type: ignore[attr-defined]
+    return err
+
+
 def load_rgb(path: str | Path) -> Image.Image:
     """Decode ``path`` fully into an 8-bit RGB image; a file that cannot be decoded raises DataError naming it."""
     path = Path(path)
@@ -64,9 +71,9 @@ def load_rgb(path: str | Path) -> Image.Image:
             img.load()
             return _to_rgb(img)
     except FileNotFoundError:
-        raise DataError(f"image {path} does not exist") from None
+        raise _unreadable(f"image {path} does not exist", path) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
+        raise _unreadable(f"cannot read image {path}: {exc}", path) from exc
 
 
 def load_label(path: str | Path) -> Image.Image:
@@ -85,15 +92,16 @@ def load_label(path: str | Path) -> Image.Image:
                 if not (
                     np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
                 ):
-                    raise DataError(
-                        f"label map {path} is a colour image; save class ids as a single-channel (L or P) PNG"
+                    raise _unreadable(
+                        f"label map {path} is a colour image; save class ids as a single-channel (L or P) PNG",
+                        path,
                     )
                 return Image.fromarray(arr[..., 0], "L")
-            raise DataError(f"label map {path} has unsupported mode {img.mode}")
+            raise _unreadable(f"label map {path} has unsupported mode {img.mode}", path)
     except FileNotFoundError:
-        raise DataError(f"label map {path} does not exist") from None
+        raise _unreadable(f"label map {path} does not exist", path) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot read label map {path}: {exc}") from exc
+        raise _unreadable(f"cannot read label map {path}: {exc}", path) from exc
 
 
 class SkipPolicy:

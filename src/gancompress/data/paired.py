@@ -70,11 +70,7 @@ class AlignedDataset(_Retrying):
 
     def _load(self, index: int) -> dict[str, Any]:
         path = self.paths[index]
-        try:
-            ab = load_rgb(path)
-        except DataError as exc:
-            exc.path = path
-            raise
+        ab = load_rgb(path)  # its DataError carries the path, for the skip policy
         w, h = ab.size
         if w < 2:
             err = DataError(f"paired image {path} is {w} px wide; expected A and B side by side")
@@ -120,14 +116,7 @@ class PairedFolderDataset(_Retrying):
 
     def _load(self, index: int) -> dict[str, Any]:
         pa, pb = self.pairs[index]
-        images = []
-        for p in (pa, pb):
-            try:
-                images.append(load_rgb(p))
-            except DataError as exc:
-                exc.path = p
-                raise
-        return _pair(images[0], images[1], str(pa), str(pb), self.transform, self.direction)
+        return _pair(load_rgb(pa), load_rgb(pb), str(pa), str(pb), self.transform, self.direction)
 
 
 def paired_folders(root: Path, split: str) -> tuple[Path, Path]:

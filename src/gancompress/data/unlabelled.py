@@ -47,11 +47,7 @@ class ImageFolderDataset(_Retrying):
 
     def _load(self, index: int) -> dict[str, Any]:
         path = self.paths[index]
-        try:
-            img = load_rgb(path)
-        except DataError as exc:
-            exc.path = path
-            raise
+        img = load_rgb(path)
         params = T.sample_params(self.transform, img.size, random)
         return {"A": T.to_tensor(T.apply(img, self.transform, params, path=path)), "A_path": str(path)}
 

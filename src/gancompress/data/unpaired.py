@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
 from . import transforms as T
 from .images import OnError, SkipPolicy, list_images, load_rgb
 from .paired import _Retrying, check_direction
@@ -52,11 +51,7 @@ class UnpairedDataset(_Retrying):
         pb = self.paths_b[j]
         out = {}
         for key, p in (("A", pa), ("B", pb)):
-            try:
-                img = load_rgb(p)
-            except DataError as exc:
-                exc.path = p
-                raise
+            img = load_rgb(p)
             params = T.sample_params(self.transform, img.size, random)
             out[key] = T.to_tensor(T.apply(img, self.transform, params, path=p))
         return {"A": out["A"], "B": out["B"], "A_path": str(pa), "B_path": str(pb)}
