@@ -7,6 +7,7 @@ dataclasses; an unknown key or a value of the wrong type is an error that names 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -30,6 +31,12 @@ _Loader.add_implicit_resolver(
 
 T = TypeVar("T")
 CONFIG_VERSION = 1
+
+
+def recipes_dir() -> Path:
+    """The one place built-in recipes are found: ``$GANCOMPRESS_CONFIGS`` or the shipped recipe folder."""
+    env = os.environ.get("GANCOMPRESS_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
 
 
 def _type_name(tp: Any) -> str:

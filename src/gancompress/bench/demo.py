@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import apply_overrides, from_dict, load_yaml
+from ..config import apply_overrides, from_dict, load_yaml, recipes_dir
 from ..errors import CheckpointError, ConfigError, GanCompressError
 from ..utils.files import atomic_write_json, atomic_write_text, check_writable
 from .benchmark import BenchmarkOptions, run_benchmark
@@ -91,9 +91,8 @@ class DemoRecipe:
 
 
 def configs_dir() -> Path:
-    """``$GANCOMPRESS_CONFIGS`` or the repository's ``configs/`` folder."""
-    env = os.environ.get("GANCOMPRESS_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
+    """The built-in recipes' folder (see :func:`gancompress.config.recipes_dir`)."""
+    return recipes_dir()
 
 
 def load_demo_recipe(

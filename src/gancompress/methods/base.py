@@ -38,6 +38,7 @@ class MethodOptions:
     device: str = "cpu"
     seed: int = 0
     quick: bool = False  # shortened schedule (demo --quick, tests)
+    time_budget_s: float | None = None  # --time-budget: plan the stage lengths to finish within it
 
 
 @dataclass

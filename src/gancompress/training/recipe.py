@@ -7,12 +7,11 @@ writes the resolved recipe to the run directory.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..config import CONFIG_VERSION, apply_overrides, from_dict, load_yaml
+from ..config import CONFIG_VERSION, apply_overrides, from_dict, load_yaml, recipes_dir
 from ..errors import ConfigError
 
 TASKS = ("pix2pix", "cyclegan", "gaugan", "munit")
@@ -180,9 +179,8 @@ class TrainRecipe:
 
 
 def configs_dir() -> Path:
-    """``$GANCOMPRESS_CONFIGS`` or the repository's ``configs/`` folder."""
-    env = os.environ.get("GANCOMPRESS_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
+    """The built-in recipes' folder (see :func:`gancompress.config.recipes_dir`)."""
+    return recipes_dir()
 
 
 def default_recipe_path(task: str) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ...config import save_yaml
+from ...config import recipes_dir, save_yaml
 from ...errors import ConfigError, DataError
 from ...export.saved import load_generator, save_generator
 from ...metrics.profile import profile_generator
@@ -60,11 +59,8 @@ METHOD_DIRS = {"gan-compression": "gan_compression", "fast-gan-compression": "fa
 
 # -- recipes --------------------------------------------------------------------------------------
 def configs_dir() -> Path:
-    """``$GANCOMPRESS_CONFIGS`` or the repository's ``configs/`` folder."""
-    env = os.environ.get("GANCOMPRESS_CONFIGS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[4] / "configs"
+    """The built-in recipes' folder (see :func:`gancompress.config.recipes_dir`)."""
+    return recipes_dir()
 
 
 def builtin_recipe(method_dir: str, quick: bool) -> Path:
