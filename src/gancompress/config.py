@@ -36,7 +36,7 @@ CONFIG_VERSION = 1
 def recipes_dir() -> Path:
     """The one place built-in recipes are found: ``$GANCOMPRESS_CONFIGS`` or the shipped recipe folder."""
     env = os.environ.get("GANCOMPRESS_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    return Path(env) if env else Path(__file__).resolve().parent / "configs"
 
 
 def _type_name(tp: Any) -> str:

@@ -39,6 +39,7 @@ class MethodOptions:
     seed: int = 0
     quick: bool = False  # shortened schedule (demo --quick, tests)
     time_budget_s: float | None = None  # --time-budget: plan the stage lengths to finish within it
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast in every training stage
 
 
 @dataclass
