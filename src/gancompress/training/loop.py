@@ -110,6 +110,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     tensorboard: bool = True,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Train ``task`` on ``dataset`` for ``max_steps`` optimisation steps; resumable from ``run_dir``.
 
@@ -126,6 +127,8 @@ def fit(
         >>> result["step"], result["last_checkpoint"]
     """
     _check_args(batch_size, max_steps, decay_from, checkpoint_every, keep_last)
+    if precision != "fp32":
+        raise ConfigError(f"precision {precision!r} is not supported by this training loop; use fp32")
     if on_nonfinite not in ("stop", "rollback"):
         raise ConfigError(f"on_nonfinite must be 'stop' or 'rollback', got {on_nonfinite!r}")
     if not 0 < lr_drop < 1:
