@@ -8,6 +8,13 @@ its ONNX graph quantised after training (static QDQ calibrated on real training 
 timed through ONNX Runtime. The rows go to ``results.json``; :mod:`gancompress.bench.report` turns
 them into a markdown table, plots and an HTML page.
 
+Every row carries a quality-gate verdict (``row["quality_gate"]``: ``passed``, ``reasons``, ``scores``,
+``source``): a student's own verdict from the ``summary.json`` its compress run wrote (beside or
+above the saved generator), otherwise :func:`minimal_quality_gate` on held-out test inputs. The report
+shows a failed model as failed, never as a result. ``results["floor"]`` is the per-inference floor of
+each fp32 runtime: the teacher's family at width 1 in every layer (same depth and operators, almost
+no MACs), timed like the models, so a small speed-up can be read against it.
+
 Example:
     >>> rows = run_benchmark({"teacher": "runs/teacher"}, {"fgc": "runs/fgc/generator"},
     ...                      "datasets/fonts", "runs/bench", runtimes=("eager", "ort-fp32", "ort-int8"))
@@ -15,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 import time
@@ -25,6 +34,7 @@ from typing import Any
 
 import torch
 
+from ..arch import ArchSpec
 from ..errors import ConfigError, GanCompressError
 from ..utils.files import atomic_write_json, check_writable
 from .latency import INT8_RUNTIMES, RUNTIMES, device_info, environment_line, load_average, measure_generator
@@ -47,6 +57,8 @@ class BenchmarkOptions:
     calibration: int = 32  # real images calibrating int8
     int8_rows: bool = True
     num_samples: int = 6
+    gate_images: int = 16  # held-out inputs the benchmark's own quality gate scores
+    floor: bool = True  # time the width-1 network of the teacher's family in each fp32 runtime
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
@@ -54,6 +66,8 @@ class BenchmarkOptions:
             raise ConfigError(f"runtimes: unknown {unknown}; known: {', '.join(RUNTIMES)}")
         if self.threads < 1 or self.repeats < 1 or self.warmup < 0 or self.calibration < 1:
             raise ConfigError("threads, repeats and calibration must be >= 1 and warmup >= 0")
+        if self.gate_images < 1:
+            raise ConfigError(f"gate_images must be >= 1, got {self.gate_images}")
 
 
 def _log(msg: str) -> None:
@@ -105,7 +119,146 @@ def _evaluate(model: torch.nn.Module, root: Path, kind: str, opts: BenchmarkOpti
             max_images=opts.max_images,
             batch_size=8,
         )
-    return _quality(result), {"skipped": result.get("skipped", {}), "num_images": result.get("num_images")}
+    extractors = {
+        label: {
+            k: entry.get(k) for k in ("extractor", "comparable_with_published_fid", "num_real", "num_fake")
+        }
+        for label, entry in (result.get("extractors") or {}).items()
+    }
+    info = {"skipped": result.get("skipped", {}), "num_images": result.get("num_images")}
+    return _quality(result), {**info, "extractors": extractors}
+
+
+# below this pixel standard deviation (on the [-1, 1] scale, about 1.3 grey levels of 255) an output
+# counts as constant: GAN Slimming's collapsed students write one flat grey image
+CONSTANT_STD = 0.01
+
+
+def _output(model, inputs: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(inputs)
+    return (out[0] if isinstance(out, (tuple, list)) else out).detach().float().cpu()
+
+
+def _mean_psnr(fake: torch.Tensor, real: torch.Tensor) -> float | None:
+    from ..metrics.paired import psnr
+
+    value = float(psnr(fake, real).mean())
+    return round(value, 3) if math.isfinite(value) else None  # identical images: no finite PSNR
+
+
+def minimal_quality_gate(
+    student, teacher, inputs: torch.Tensor, targets: torch.Tensor | None = None
+) -> dict[str, Any]:
+    """The benchmark's own verdict on a model without one: fails a non-finite or constant output,
+    or (when input and output have the same channels) an output further from the teacher's than
+    the input itself is. ``student`` and ``teacher`` are callables on a batch of [-1, 1] images.
+
+    It is a stand-in with the shared gate's signature and result keys (``passed``, ``reasons``,
+    ``scores``), kept in this one function so that the shared gate can replace it.
+
+    Example:
+        >>> minimal_quality_gate(student, teacher, test_inputs)["passed"]
+        True
+    """
+    fake = _output(student, inputs)
+    reasons: list[str] = []
+    scores: dict[str, float | None] = {}
+    if not torch.isfinite(fake).all():
+        reasons.append("non-finite output (NaN or inf)")
+        return {"passed": False, "reasons": reasons, "scores": scores, "images": int(inputs.shape[0])}
+    fake = fake.clamp(-1, 1)
+    pixel_std = float(fake.flatten(1).std(1).mean())
+    scores["output_std"] = round(pixel_std, 5)
+    if pixel_std < CONSTANT_STD:
+        reasons.append(f"constant output (pixel standard deviation {pixel_std:.4f} < {CONSTANT_STD})")
+    elif inputs.shape[0] > 1 and float(fake.std(0).mean()) < CONSTANT_STD / 10:
+        reasons.append("the same output for every input")
+    if teacher is not student:
+        reference = _output(teacher, inputs).clamp(-1, 1)
+        scores["psnr_vs_teacher"] = _mean_psnr(fake, reference)
+        if inputs.shape == fake.shape:
+            scores["psnr_copy_vs_teacher"] = _mean_psnr(inputs, reference)
+            ours, copy = scores["psnr_vs_teacher"], scores["psnr_copy_vs_teacher"]
+            if ours is not None and copy is not None and ours < copy:
+                reasons.append(
+                    f"further from the teacher than copying the input ({ours:.2f} dB < {copy:.2f} dB PSNR)"
+                )
+    if targets is not None and targets.shape == fake.shape:
+        scores["psnr_vs_target"] = _mean_psnr(fake, targets)
+        if inputs.shape == targets.shape:
+            scores["psnr_copy_vs_target"] = _mean_psnr(inputs, targets)
+    return {"passed": not reasons, "reasons": reasons, "scores": scores, "images": int(inputs.shape[0])}
+
+
+def summary_gate(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The quality-gate verdict a compress run wrote into ``summary.json`` beside or above the saved
+    generator at ``path`` (``summary["quality_gate"]``), or None when there is none."""
+    path = Path(path)
+    for candidate in (path / "summary.json", path.parent / "summary.json"):
+        if not candidate.is_file():
+            continue
+        try:
+            summary = json.loads(candidate.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{candidate}: not readable JSON ({exc})") from None
+        if not isinstance(summary, dict) or "quality_gate" not in summary:
+            continue
+        gate = summary["quality_gate"]
+        if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
+            raise ConfigError(f"{candidate}: quality_gate must be an object with a boolean 'passed'")
+        reasons = gate.get("reasons") or []
+        if isinstance(reasons, str):
+            reasons = [reasons]
+        return {**gate, "reasons": [str(r) for r in reasons], "source": str(candidate)}
+    return None
+
+
+def _gate(verdict: dict[str, Any], source: str) -> dict[str, Any]:
+    return {**verdict, "source": verdict.get("source", source)}
+
+
+def floor_generator(generator):
+    """The per-inference floor network of ``generator``: its family and options at width 1 in every
+    layer group, so the same depth and operators with almost no MACs (random weights: only timed)."""
+    spec = ArchSpec(generator.family, (1,) * len(generator.arch.widths))
+    torch.manual_seed(0)
+    return type(generator).from_options(spec, generator.options).eval()
+
+
+def measure_floor(teacher, opts: BenchmarkOptions, size: int, workdir: Path) -> dict[str, Any] | None:
+    """Latency of :func:`floor_generator` of the teacher in each fp32 runtime of ``opts``."""
+    from ..metrics.profile import profile_generator
+
+    runtimes = [r for r in opts.runtimes if r not in INT8_RUNTIMES]
+    if not opts.floor or not runtimes:
+        return None
+    try:
+        floor = floor_generator(teacher)
+        hw = (size, size) if floor.family != "spade" else None
+        prof = profile_generator(floor, hw)
+    except (GanCompressError, RuntimeError, ValueError) as exc:  # a family that has no width-1 form
+        return {"error": f"{type(exc).__name__}: {exc}", "latency_ms": {}, "latency": []}
+    workdir.mkdir(parents=True, exist_ok=True)
+    latency = measure_generator(
+        floor,
+        name="floor",
+        runtimes=runtimes,
+        size=hw,
+        threads=opts.threads,
+        warmup=opts.warmup,
+        repeats=opts.repeats,
+        workdir=workdir,
+    )
+    return {
+        "what": f"the {floor.family} family at width 1 in every layer (same depth and operators, random weights)",
+        "arch": str(floor.arch),
+        "macs_paper": prof.macs_paper,
+        "macs_true": prof.macs_true,
+        "params": prof.params,
+        "latency_ms": {r["runtime"]: r["median_ms"] for r in latency},
+        "latency": latency,
+    }
 
 
 def sample_inputs(root: Path, kind: str, count: int, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -150,13 +303,17 @@ def run_benchmark(
     *,
     notes: Sequence[str] = (),
     teacher_name: str = "teacher",
+    failed_models: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Measure the teacher and every student; write ``results.json`` and the report files under ``out``.
 
-    Returns the results object: ``{"version", "environment", "data", "options", "rows", "notes"}``.
-    ``rows`` is a list with, per model: name, method, family, arch, macs_paper, macs_true, params,
-    size_bytes, latency_ms (runtime → median ms, or None where it failed), latency (full latency rows),
-    quality (metric → value) and precision.
+    Returns the results object: ``{"version", "environment", "data", "options", "rows", "floor",
+    "failed_models", "notes"}``. ``rows`` is a list with, per model: name, method, family, arch,
+    macs_paper, macs_true, params, size_bytes, latency_ms (runtime → median ms, or None where it
+    failed), latency (full latency rows), quality (metric → value), precision and quality_gate
+    (``passed``, ``reasons``, ``scores``, ``source``). ``failed_models`` (name → reason) names models
+    that produced nothing to measure (a method that stopped with an error); the report lists them
+    among the failures.
     """
     from ..export.int8 import calibration_inputs, quantize_onnx_int8
     from ..export.onnx import OrtGenerator, export_onnx
@@ -173,8 +330,11 @@ def run_benchmark(
     image_size = data_size(root)
     lat_size = opts.size or image_size
     sample_x, sample_y = sample_inputs(root, kind, opts.num_samples, image_size)
+    gate_x, gate_y = sample_inputs(root, kind, opts.gate_images, image_size)
+    teacher_model = None
     samples: dict[str, torch.Tensor] = {}
     rows: list[dict[str, Any]] = []
+    floor = None
     start = time.perf_counter()
     models = {teacher_name: Path(teacher), **{k: Path(v) for k, v in students.items()}}
     for name, path in models.items():
@@ -217,6 +377,14 @@ def run_benchmark(
         )
         quality, eval_info = _evaluate(generator, root, kind, opts)
         weights = path / WEIGHTS_NAME if path.is_dir() else path
+        if name == teacher_name:
+            teacher_model = generator
+            floor = measure_floor(generator, opts, lat_size, out / "models" / "_floor")
+        recorded = summary_gate(path) if name != teacher_name else None
+        gate = recorded or _gate(minimal_quality_gate(generator, teacher_model, gate_x, gate_y), "benchmark")
+        _log(
+            f"{name}: quality gate {'passed' if gate['passed'] else 'FAILED: ' + '; '.join(gate['reasons'])}"
+        )
         rows.append(
             {
                 "name": name,
@@ -229,6 +397,7 @@ def run_benchmark(
                 "latency": latency,
                 "quality": quality,
                 "evaluation": eval_info,
+                "quality_gate": gate,
             }
         )
         with torch.no_grad():
@@ -249,6 +418,10 @@ def run_benchmark(
             )
             ort8 = OrtGenerator(int8_path, threads=opts.threads)
             q8, info8 = _evaluate(ort8, root, kind, opts)
+            if gate["passed"]:
+                gate8 = _gate(minimal_quality_gate(ort8, teacher_model, gate_x, gate_y), "benchmark")
+            else:
+                gate8 = {"passed": False, "reasons": [f"its fp32 model {name} failed"], "source": "fp32 row"}
             rows.append(
                 {
                     "name": int8_name,
@@ -261,6 +434,7 @@ def run_benchmark(
                     "latency": lat8,
                     "quality": q8,
                     "evaluation": info8,
+                    "quality_gate": gate8,
                 }
             )
             samples[int8_name] = ort8(sample_x).clamp(-1, 1)
@@ -272,6 +446,8 @@ def run_benchmark(
         "data": {"root": str(root), "kind": kind, "image_size": image_size, "latency_size": lat_size},
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()},
         "rows": rows,
+        "floor": floor,
+        "failed_models": dict(failed_models or {}),
         "notes": list(notes),
         "seconds": round(time.perf_counter() - start, 1),
     }
