@@ -107,10 +107,13 @@ def test_demo_failure_of_a_method_is_reported(tmp_path, fonts32, monkeypatch):
     state = run_demo(tmp_path, recipe=recipe)
     entry = state["methods"]["gan-compression"]
     assert entry["status"] == "failed" and "budget too small" in entry["detail"]
-    assert [r["name"] for r in json.loads((tmp_path / "results.json").read_text())["rows"]] == [
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["name"] for r in results["rows"]] == [
         "teacher",
         "teacher int8",
     ]
+    assert "budget too small" in results["failed_models"]["gan-compression"]
+    assert "**GAN Compression** (`gan-compression`): **FAILED**" in (tmp_path / "results.md").read_text()
 
 
 def test_demo_recipe_validation():

@@ -262,8 +262,18 @@ def run_demo(
     )
     _log(f"benchmark: teacher + {len(students)} compressed generator(s)")
     t = time.perf_counter()
+    # methods that stopped with an error are failures in the report, not just notes
+    failed = {
+        name: entry.get("detail", "failed") for name, entry in methods.items() if entry["status"] == "failed"
+    }
     results = run_benchmark(
-        teacher_dir, {k: str(v) for k, v in students.items()}, data_root, out, options, notes=notes
+        teacher_dir,
+        {k: str(v) for k, v in students.items()},
+        data_root,
+        out,
+        options,
+        notes=notes,
+        failed_models=failed,
     )
     state["stages"]["benchmark"] = {
         "rows": len(results["rows"]),
