@@ -1,6 +1,7 @@
 """The benchmark's quality-gate verdicts and the per-inference floor."""
 
 import json
+from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from torch import nn
 
 from gancompress.bench.benchmark import (
     BenchmarkOptions,
+    as_verdict,
     floor_generator,
     minimal_quality_gate,
     run_benchmark,
@@ -79,6 +81,22 @@ def test_summary_gate_beside_or_above_the_generator(tmp_path):
         summary_gate(run / "generator")
 
 
+@dataclass
+class GateResult:
+    """Shaped like a gate function's result object."""
+
+    passed: bool
+    reasons: list = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+
+
+def test_verdicts_from_dicts_and_result_objects():
+    assert as_verdict(GateResult(False, ["constant output"]))["reasons"] == ["constant output"]
+    assert as_verdict({"passed": True, "reasons": "fine"})["reasons"] == ["fine"]
+    with pytest.raises(ConfigError, match=r"gates\['x'\] must be an object with a boolean 'passed'"):
+        as_verdict({"passed": 1}, "gates['x']")
+
+
 @pytest.mark.parametrize("family", list_generators())
 def test_floor_network_of_every_family(family):
     """Every registered family has a width-1 floor network of the same depth that runs."""
@@ -118,13 +136,15 @@ def test_benchmark_shows_a_recorded_failure_as_failed(tmp_path, fonts32):
         num_samples=2,
         gate_images=4,
     )
+    save_generator(teacher.extract_subnet("2_2_4_2_2_2_2_2"), tmp_path / "given", extra={"method": "coronet"})
     results = run_benchmark(
         tmp_path / "teacher",
-        {"slim": run / "generator"},
+        {"slim": run / "generator", "given": tmp_path / "given"},
         fonts32,
         tmp_path / "bench",
         options,
         failed_models={"coronet": "ConfigError: budget too small"},
+        gates={"given": GateResult(False, ["worse than copying the input"])},  # a verdict in hand
     )
     rows = {r["name"]: r for r in results["rows"]}
     assert rows["teacher"]["quality_gate"]["passed"] is True
@@ -132,6 +152,13 @@ def test_benchmark_shows_a_recorded_failure_as_failed(tmp_path, fonts32):
     slim = rows["slim"]["quality_gate"]
     assert slim["passed"] is False and slim["source"] == str(run / "summary.json")
     assert rows["slim int8"]["quality_gate"]["passed"] is False  # its fp32 model failed
+    given = rows["given"]["quality_gate"]
+    assert given == {
+        "passed": False,
+        "reasons": ["worse than copying the input"],
+        "scores": {},
+        "source": "compress run",
+    }
     assert results["failed_models"] == {"coronet": "ConfigError: budget too small"}
     floor = results["floor"]
     assert set(floor["arch"].split("_")) == {"1"} and floor["latency_ms"]["eager"] > 0

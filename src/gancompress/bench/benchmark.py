@@ -191,6 +191,21 @@ def minimal_quality_gate(
     return {"passed": not reasons, "reasons": reasons, "scores": scores, "images": int(inputs.shape[0])}
 
 
+def as_verdict(gate: Any, where: str = "quality_gate") -> dict[str, Any]:
+    """A quality-gate result as the plain dict a row holds: a dict, or an object with ``to_dict()``
+    or dataclass fields, with a boolean ``passed`` and a list of ``reasons``."""
+    import dataclasses
+
+    if hasattr(gate, "to_dict"):
+        gate = gate.to_dict()
+    elif dataclasses.is_dataclass(gate) and not isinstance(gate, type):
+        gate = dataclasses.asdict(gate)
+    if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
+        raise ConfigError(f"{where} must be an object with a boolean 'passed'")
+    reasons = gate.get("reasons") or []
+    return {**gate, "reasons": [reasons] if isinstance(reasons, str) else [str(r) for r in reasons]}
+
+
 def summary_gate(path: str | os.PathLike) -> dict[str, Any] | None:
     """The quality-gate verdict a compress run wrote into ``summary.json`` beside or above the saved
     generator at ``path`` (``summary["quality_gate"]``), or None when there is none."""
@@ -204,13 +219,7 @@ def summary_gate(path: str | os.PathLike) -> dict[str, Any] | None:
             raise ConfigError(f"{candidate}: not readable JSON ({exc})") from None
         if not isinstance(summary, dict) or "quality_gate" not in summary:
             continue
-        gate = summary["quality_gate"]
-        if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
-            raise ConfigError(f"{candidate}: quality_gate must be an object with a boolean 'passed'")
-        reasons = gate.get("reasons") or []
-        if isinstance(reasons, str):
-            reasons = [reasons]
-        return {**gate, "reasons": [str(r) for r in reasons], "source": str(candidate)}
+        return {**as_verdict(summary["quality_gate"], f"{candidate}: quality_gate"), "source": str(candidate)}
     return None
 
 
@@ -304,6 +313,7 @@ def run_benchmark(
     notes: Sequence[str] = (),
     teacher_name: str = "teacher",
     failed_models: dict[str, str] | None = None,
+    gates: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Measure the teacher and every student; write ``results.json`` and the report files under ``out``.
 
@@ -313,7 +323,8 @@ def run_benchmark(
     failed), latency (full latency rows), quality (metric → value), precision and quality_gate
     (``passed``, ``reasons``, ``scores``, ``source``). ``failed_models`` (name → reason) names models
     that produced nothing to measure (a method that stopped with an error); the report lists them
-    among the failures.
+    among the failures. ``gates`` (student name → quality-gate result) gives verdicts in hand, ahead
+    of those found in ``summary.json`` files.
     """
     from ..export.int8 import calibration_inputs, quantize_onnx_int8
     from ..export.onnx import OrtGenerator, export_onnx
@@ -380,7 +391,12 @@ def run_benchmark(
         if name == teacher_name:
             teacher_model = generator
             floor = measure_floor(generator, opts, lat_size, out / "models" / "_floor")
-        recorded = summary_gate(path) if name != teacher_name else None
+        recorded = None
+        if name != teacher_name:
+            given = (gates or {}).get(name)
+            recorded = (
+                _gate(as_verdict(given, f"gates[{name!r}]"), "compress run") if given else summary_gate(path)
+            )
         gate = recorded or _gate(minimal_quality_gate(generator, teacher_model, gate_x, gate_y), "benchmark")
         _log(
             f"{name}: quality gate {'passed' if gate['passed'] else 'FAILED: ' + '; '.join(gate['reasons'])}"

@@ -154,12 +154,17 @@ def run_method(
         atomic_write_text(out / "error.txt", traceback.format_exc())
         return {"status": "failed", "detail": f"{type(exc).__name__}: {exc}", "log": str(out / "error.txt")}
     save_generator(result.generator, generator_dir, extra={"method": name, "teacher": str(teacher_dir)})
-    return {
+    entry = {
         "status": "ran",
         "generator": str(generator_dir),
         "seconds": round(time.perf_counter() - t0, 1),
         "summary": {k: v for k, v in result.summary.items() if isinstance(v, (int, float, str, bool))},
     }
+    if result.summary.get("quality_gate") is not None:  # the run's own verdict, for the benchmark
+        from .benchmark import as_verdict
+
+        entry["quality_gate"] = as_verdict(result.summary["quality_gate"], f"{name}: quality_gate")
+    return entry
 
 
 def stage_dir(path: Path, recipe: DemoRecipe, data_root: Path) -> Path:
@@ -274,6 +279,7 @@ def run_demo(
         options,
         notes=notes,
         failed_models=failed,
+        gates={name: entry["quality_gate"] for name, entry in methods.items() if entry.get("quality_gate")},
     )
     state["stages"]["benchmark"] = {
         "rows": len(results["rows"]),

@@ -278,7 +278,7 @@ def floor_text(results: dict[str, Any]) -> str | None:
         part = f"{runtime_title(rt)} {ms:.3g} ms"
         t_ms = teacher["latency_ms"].get(rt)
         if t_ms:
-            part += f" (at most {t_ms / ms:.0f}× faster than the teacher's {t_ms:.3g} ms)"
+            part += f" (at most {t_ms / ms:.{0 if t_ms >= 10 * ms else 1}f}× faster than the teacher's {t_ms:.3g} ms)"
         parts.append(part)
     if not parts:
         return None
