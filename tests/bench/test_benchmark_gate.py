@@ -148,7 +148,7 @@ def test_benchmark_shows_a_recorded_failure_as_failed(tmp_path, fonts32):
     )
     rows = {r["name"]: r for r in results["rows"]}
     assert rows["teacher"]["quality_gate"]["passed"] is True
-    assert rows["teacher"]["quality_gate"]["source"] == "benchmark"
+    assert rows["teacher"]["quality_gate"]["source"] == "the benchmark's minimal check"
     slim = rows["slim"]["quality_gate"]
     assert slim["passed"] is False and slim["source"] == str(run / "summary.json")
     assert rows["slim int8"]["quality_gate"]["passed"] is False  # its fp32 model failed
@@ -157,7 +157,7 @@ def test_benchmark_shows_a_recorded_failure_as_failed(tmp_path, fonts32):
         "passed": False,
         "reasons": ["worse than copying the input"],
         "scores": {},
-        "source": "compress run",
+        "source": "given to run_benchmark",
     }
     assert results["failed_models"] == {"coronet": "ConfigError: budget too small"}
     floor = results["floor"]

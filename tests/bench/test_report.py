@@ -221,3 +221,15 @@ def test_log_tick_labels_are_thinned_until_they_fit():
     report_plots.thin_ticks(ax, "x")
     assert report_plots.text_overlaps(fig) == []
     plt.close(fig)
+
+
+def test_a_slower_student_is_said_to_be_slower(results):
+    slow = copy.deepcopy(results)
+    for r in slow["rows"]:
+        if r["name"] == "gan-compression":
+            r["latency_ms"] = {"ort-fp32": 82.0, "openvino-fp32": 61.0}
+    slow["floor"]["latency_ms"]["ort-fp32"] = 50.0  # a floor above the teacher's time states no bound
+    line = next(x for x in lead_lines(slow) if x.startswith("**GAN Compression**"))
+    assert "2.0× slower in OpenVINO (30.5 → 61 ms" in line and "faster in OpenVINO" not in line
+    md = markdown_table(slow)
+    assert "ONNX Runtime 50 ms (the teacher: 41 ms)" in md

@@ -132,6 +132,7 @@ def _evaluate(model: torch.nn.Module, root: Path, kind: str, opts: BenchmarkOpti
 # below this pixel standard deviation (on the [-1, 1] scale, about 1.3 grey levels of 255) an output
 # counts as constant: GAN Slimming's collapsed students write one flat grey image
 CONSTANT_STD = 0.01
+MINIMAL_GATE = "the benchmark's minimal check"  # the source a row names for minimal_quality_gate's verdict
 
 
 def _output(model, inputs: torch.Tensor) -> torch.Tensor:
@@ -395,9 +396,11 @@ def run_benchmark(
         if name != teacher_name:
             given = (gates or {}).get(name)
             recorded = (
-                _gate(as_verdict(given, f"gates[{name!r}]"), "compress run") if given else summary_gate(path)
+                _gate(as_verdict(given, f"gates[{name!r}]"), "given to run_benchmark")
+                if given
+                else summary_gate(path)
             )
-        gate = recorded or _gate(minimal_quality_gate(generator, teacher_model, gate_x, gate_y), "benchmark")
+        gate = recorded or _gate(minimal_quality_gate(generator, teacher_model, gate_x, gate_y), MINIMAL_GATE)
         _log(
             f"{name}: quality gate {'passed' if gate['passed'] else 'FAILED: ' + '; '.join(gate['reasons'])}"
         )
@@ -435,9 +438,13 @@ def run_benchmark(
             ort8 = OrtGenerator(int8_path, threads=opts.threads)
             q8, info8 = _evaluate(ort8, root, kind, opts)
             if gate["passed"]:
-                gate8 = _gate(minimal_quality_gate(ort8, teacher_model, gate_x, gate_y), "benchmark")
+                gate8 = _gate(minimal_quality_gate(ort8, teacher_model, gate_x, gate_y), MINIMAL_GATE)
             else:
-                gate8 = {"passed": False, "reasons": [f"its fp32 model {name} failed"], "source": "fp32 row"}
+                gate8 = {
+                    "passed": False,
+                    "reasons": [f"its fp32 model {name} failed"],
+                    "source": "its fp32 row",
+                }
             rows.append(
                 {
                     "name": int8_name,

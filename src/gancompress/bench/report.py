@@ -190,7 +190,8 @@ def _speed(row: dict[str, Any], teacher: dict[str, Any], int8: bool = False) -> 
         return "not timed"
     rt, speedup, ms, ref_ms = best
     against = f" than fp32 {runtime_title(FP32_OF_INT8[rt])}" if int8 and rt in FP32_OF_INT8 else ""
-    return f"{speedup:.1f}× faster in {runtime_title(rt)}{against} ({ref_ms:.3g} → {ms:.3g} ms)"
+    how = f"{speedup:.1f}× faster" if speedup >= 1 else f"{1 / speedup:.1f}× slower"
+    return f"{how} in {runtime_title(rt)}{against} ({ref_ms:.3g} → {ms:.3g} ms)"
 
 
 def _quality_change(
@@ -277,8 +278,11 @@ def floor_text(results: dict[str, Any]) -> str | None:
             continue
         part = f"{runtime_title(rt)} {ms:.3g} ms"
         t_ms = teacher["latency_ms"].get(rt)
-        if t_ms:
-            part += f" (at most {t_ms / ms:.{0 if t_ms >= 10 * ms else 1}f}× faster than the teacher's {t_ms:.3g} ms)"
+        if t_ms and t_ms > 1.05 * ms:
+            bound = f"{t_ms / ms:.{0 if t_ms >= 10 * ms else 1}f}"
+            part += f" (at most {bound}× faster than the teacher's {t_ms:.3g} ms)"
+        elif t_ms:
+            part += f" (the teacher: {t_ms:.3g} ms)"
         parts.append(part)
     if not parts:
         return None
@@ -324,7 +328,7 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[str]], int]:
             first = next((x for x in rows if x["latency_ms"].get(rt)), None)
             base = first["latency_ms"][rt] if first else None
             speedup = f" ({base / ms:.1f}×)" if base and r is not first else ""
-            cells.append(f"{ms:.1f}{speedup}")
+            cells.append(f"{ms:.3g}{speedup}")
         for m in metrics:
             v = r["quality"].get(m)
             cells.append("–" if v is None else f"{v:.4g}")
@@ -356,7 +360,7 @@ def failure_lines(results: dict[str, Any]) -> list[str]:
     """Models whose quality gate failed, models that produced nothing, runtimes that failed."""
     out = [
         f"{r['name']}: quality gate failed — {'; '.join(r['quality_gate'].get('reasons') or [])} "
-        f"(verdict from {r['quality_gate'].get('source', 'the benchmark')})"
+        f"(verdict: {r['quality_gate'].get('source', 'not recorded')})"
         for r in results["rows"]
         if failed(r)
     ]
@@ -450,7 +454,7 @@ table { border-collapse: collapse; font-size: 12px; }
 td, th { border: 1px solid #ccc; padding: 3px 6px; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; position: sticky; top: 0; }
 td:first-child, td:nth-child(2), td.gate, td.arch, th.left { text-align: left; }
-td.arch { overflow-wrap: anywhere; min-width: 7em; max-width: 11em; }
+td.arch { min-width: 7em; max-width: 15em; }
 td.gate { max-width: 16em; }
 tr.failed td { background: #fdecec; color: #7a0014; }
 tr.failed td.gate { font-weight: 600; }
