@@ -97,7 +97,9 @@ def test_verdicts_from_dicts_and_result_objects():
         as_verdict({"passed": 1}, "gates['x']")
 
 
-@pytest.mark.parametrize("family", list_generators())
+@pytest.mark.parametrize(
+    "family", [pytest.param(f, marks=pytest.mark.slow) if f == "spade" else f for f in list_generators()]
+)
 def test_floor_network_of_every_family(family):
     """Every registered family has a width-1 floor network of the same depth that runs."""
     net = create_generator(family, base_width=4).eval()

@@ -192,7 +192,7 @@ def _crowded(results, n=7):
     return crowded
 
 
-@pytest.mark.parametrize("case", ["synthetic", "crowded"])
+@pytest.mark.parametrize("case", ["synthetic", pytest.param("crowded", marks=pytest.mark.slow)])
 def test_no_two_plot_labels_overlap(results, case):
     """Point labels, tick labels, titles and legends of every figure: no two boxes intersect."""
     data = results if case == "synthetic" else _crowded(results)
@@ -218,7 +218,7 @@ def test_log_tick_labels_are_thinned_until_they_fit():
     ax.scatter([1e3, 1e9], [1, 2])
     ax.set_xscale("log")
     report_plots.log_ticks(ax, "x", lambda v: f"{v:.0f} MACs")
-    report_plots.thin_ticks(ax, "x")
+    report_plots.thin_ticks(fig, [(ax, "x")])
     assert report_plots.text_overlaps(fig) == []
     plt.close(fig)
 

@@ -195,21 +195,36 @@ def log_ticks(ax, axis: str, fmt: Callable[[float], str]) -> None:
     target.set_minor_formatter(NullFormatter())
 
 
-def thin_ticks(ax, axis: str = "x") -> None:
-    """Hide every other tick label of ``axis`` until the visible ones no longer overlap."""
-    fig = ax.figure
+def _drawn_labels(ax, axis: str) -> list:
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = sorted(target.get_view_interval())
+    span = (hi - lo) or 1.0
+    return [
+        t.label1
+        for t in target.get_major_ticks()
+        if lo - 1e-9 * span <= t.get_loc() <= hi + 1e-9 * span
+        and t.label1.get_visible()
+        and t.label1.get_text()
+    ]
+
+
+def thin_ticks(fig, axes: Sequence[tuple[Any, str]]) -> None:
+    """Keep every other tick of each ``(ax, "x" or "y")`` whose tick labels overlap, until none do
+    (one draw of the figure per round, for all axes at once)."""
     for _ in range(4):
         fig.canvas.draw()
-        labels = [t for t in (ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()) if t.get_text()]
-        labels = [t for t in labels if t.get_visible()]
         renderer = _renderer(fig)
-        boxes = [t.get_window_extent(renderer) for t in labels]
-        if not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])):
+        crowded = []
+        for ax, axis in axes:
+            boxes = [text_box(t, renderer) for t in _drawn_labels(ax, axis)]
+            if any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]):
+                crowded.append((ax, axis))
+        if not crowded:
             return
-        locs = ax.get_xticks() if axis == "x" else ax.get_yticks()
-        lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
-        keep = [v for v in locs if min(lo, hi) <= v <= max(lo, hi)][::2]
-        (ax.set_xticks if axis == "x" else ax.set_yticks)(keep)
+        for ax, axis in crowded:
+            lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+            locs = ax.get_xticks() if axis == "x" else ax.get_yticks()
+            (ax.set_xticks if axis == "x" else ax.set_yticks)([v for v in locs if lo <= v <= hi][::2])
 
 
 def _precision_handles() -> list:
@@ -275,8 +290,7 @@ def quality_figure(
         per_axis.append((ax, pts))
     _precision_legend(fig, loc="lower center", ncol=2, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    for ax, _ in per_axis:
-        thin_ticks(ax, "x")
+    thin_ticks(fig, [(ax, "x") for ax, _ in per_axis])
     taken = _fixed_boxes(fig)
     for ax, pts in per_axis:
         place_labels(ax, pts, taken)
@@ -335,8 +349,7 @@ def latency_figure(
         frameon=False,
     )
     fig.tight_layout()
-    thin_ticks(ax, "x")
-    thin_ticks(ax, "y")
+    thin_ticks(fig, [(ax, "x"), (ax, "y")])
     place_labels(ax, list(slowest.values()), _fixed_boxes(fig), fontsize=6.5)
     return fig
 
