@@ -112,7 +112,9 @@ def _saved(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
-def train_demo_teacher(recipe: DemoRecipe, out: Path, data_root: Path) -> tuple[Path, str]:
+def train_demo_teacher(
+    recipe: DemoRecipe, out: Path, data_root: Path, device: str = "cpu"
+) -> tuple[Path, str]:
     """Train (or reuse) the teacher; returns its saved generator directory and 'trained' / 'reused'."""
     from ..training.recipe import load_train_recipe
     from ..training.teacher import train_teacher
@@ -125,12 +127,12 @@ def train_demo_teacher(recipe: DemoRecipe, out: Path, data_root: Path) -> tuple[
         path = configs_dir() / path
     overrides = [*recipe.teacher.overrides, f"data.root={data_root}"]
     train_recipe = load_train_recipe(path, overrides)
-    summary = train_teacher(train_recipe, out, resume=True, progress=False)
+    summary = train_teacher(train_recipe, out, resume=True, device=device, progress=False)
     return Path(summary["generator"]), "trained"
 
 
 def run_method(
-    name: str, recipe: DemoRecipe, teacher_dir: Path, data_root: Path, out: Path
+    name: str, recipe: DemoRecipe, teacher_dir: Path, data_root: Path, out: Path, device: str = "cpu"
 ) -> dict[str, Any]:
     """Run one method (or reuse its finished result); returns its status entry for demo.json."""
     from ..export.saved import load_generator, save_generator
@@ -145,7 +147,9 @@ def run_method(
     if _saved(generator_dir):
         return {"status": "reused", "generator": str(generator_dir)}
     opts = recipe.method
-    options = MethodOptions(quick=opts.quick, ratio=opts.ratio, budget_macs=opts.budget_macs, resume=True)
+    options = MethodOptions(
+        quick=opts.quick, ratio=opts.ratio, budget_macs=opts.budget_macs, resume=True, device=device
+    )
     t0 = time.perf_counter()
     try:
         result = compress(name, load_generator(teacher_dir), data_root, out, options)
@@ -193,8 +197,11 @@ def run_demo(
     recipe: DemoRecipe | None = None,
     recipe_path: str | os.PathLike | None = None,
     data: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Run the whole demo into ``out``; returns the contents of ``demo.json`` (with ``report``)."""
+    """Run the whole demo into ``out``; returns the contents of ``demo.json`` (with ``report``).
+
+    ``device`` trains the teacher and runs the methods; the benchmark measures on the CPU."""
     from ..methods.commands import resolve_data
 
     recipe = recipe or load_demo_recipe(recipe_path, quick=quick)
@@ -213,7 +220,7 @@ def run_demo(
 
     _log(f"teacher: training (or reusing a finished run) in {work / 'teacher'}")
     t = time.perf_counter()
-    teacher_dir, how = train_demo_teacher(recipe, work / "teacher", data_root)
+    teacher_dir, how = train_demo_teacher(recipe, work / "teacher", data_root, device)
     state["stages"]["teacher"] = {
         "status": how,
         "generator": str(teacher_dir),
@@ -233,7 +240,7 @@ def run_demo(
             methods[name] = {"status": "skipped", "detail": "not in this demo profile"}
             continue
         _log(f"{name}: compressing")
-        entry = run_method(name, recipe, teacher_dir, data_root, work / "methods" / name)
+        entry = run_method(name, recipe, teacher_dir, data_root, work / "methods" / name, device)
         methods[name] = entry
         _log(f"{name}: {entry['status']}" + (f" ({entry['detail']})" if "detail" in entry else ""))
         if "generator" in entry:
