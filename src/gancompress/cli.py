@@ -98,7 +98,11 @@ def _paths_given(args: argparse.Namespace | None) -> str:
 def describe_error(exc: BaseException, args: argparse.Namespace | None = None) -> tuple[str, int]:
     """(one-line message, exit status) for any exception that reaches the command line."""
     if isinstance(exc, GanCompressError):
-        return str(exc), int(getattr(exc, "exit_code", 2))
+        code = int(getattr(exc, "exit_code", 2))
+        if isinstance(exc, OSError) and exc.strerror and exc.errno in ERRNO_ADVICE:  # StorageError
+            name = errno.errorcode.get(exc.errno, "")
+            return f"{exc.strerror} ({name}); {ERRNO_ADVICE[exc.errno]}", code
+        return str(exc), code
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted; rerun the same command to resume", 130
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":

@@ -46,7 +46,7 @@ def run_list(monkeypatch, capsys, exc: BaseException, *extra: str) -> tuple[int,
         ),
         (KeyboardInterrupt(), 130, "interrupted; rerun the same command to resume"),
         (ConfigError("--ratio: must be in (0, 1)"), 2, "--ratio: must be in (0, 1)"),
-        (StorageError(errno.ENOSPC, "cannot write /x/y: No space left on device"), 2, "cannot write /x/y"),
+        (StorageError(errno.ENOSPC, "cannot write /x/y: No space left"), 2, "/x/y: No space left (ENOSPC)"),
         (KeyError("weights"), 1, "internal error (KeyError"),
         (
             RuntimeError(

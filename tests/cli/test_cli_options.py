@@ -245,6 +245,9 @@ def test_valid_values_parse(files):
         assert parser.parse_args([*export, "--formats", *tokens]).formats == ["onnx", "int8"]
     assert parser.parse_args([*export, "--rewrites", "none"]).rewrites == []
     assert parser.parse_args([*export, "--rewrites", ""]).rewrites == []
+    # verbs that run on the CPU keep auto as auto, so an explicit --device auto works on a GPU machine too
+    assert parser.parse_args([*export, "--device", "auto"]).device == "auto"
+    assert parser.parse_args([*export, "--device", "cpu"]).device == "cpu"
 
 
 def test_every_model_verb_has_device_json_and_threads():
@@ -258,8 +261,9 @@ def test_every_model_verb_has_device_json_and_threads():
                 assert isinstance(action, SizeAction), f"{verb}: --size must use the one size parser"
     bench = next(a for a in verbs[("benchmark",)]._actions if "--threads" in a.option_strings)
     assert bench.default == 1
-    compress = next(a for a in verbs[("compress",)]._actions if "--device" in a.option_strings)
-    assert compress.default == "auto"
+    for verb in ("train", "compress", "evaluate", "export", "benchmark", "demo"):
+        device = next(a for a in verbs[(verb,)]._actions if "--device" in a.option_strings)
+        assert device.default == "auto", verb
 
 
 def test_two_bad_options_through_the_installed_entry_point():

@@ -13,7 +13,7 @@ from ..utils.options import (
     add_list_option,
     data_spec,
     device_option,
-    device_type,
+    device_spec,
     existing_path,
     json_option,
     non_negative_int,
@@ -54,8 +54,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     threads_option(p, benchmark=True)
     p.add_argument(
         "--device",
-        type=device_type,
-        default=None,
+        type=device_spec,
+        default="auto",
         help="auto (the default) or cpu: latency and quality are measured on the CPU in this version",
     )
     p.add_argument("--size", **SIZE_OPTION, help=f"{SIZE_HELP}; square (default: the dataset's image size)")
@@ -131,8 +131,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         raise ConfigError("--runtimes: give at least one runtime")
     extra = {}
     if "device" in {f.name for f in dataclasses.fields(BenchmarkOptions)}:
-        extra["device"] = args.device or resolve_device("auto")
-    elif args.device not in (None, "cpu"):
+        extra["device"] = resolve_device(args.device)
+    elif args.device not in ("auto", "cpu"):
         raise ConfigError(f"--device {args.device}: the benchmark measures on the CPU in this version")
     options = BenchmarkOptions(
         runtimes=tuple(args.runtimes),

@@ -34,6 +34,7 @@ from typing import Any
 from ..config import apply_overrides, from_dict, load_yaml, recipes_dir
 from ..errors import CheckpointError, ConfigError, GanCompressError
 from ..utils.files import atomic_write_json, atomic_write_text, check_writable
+from ..utils.threads import BENCHMARK_THREADS
 from .benchmark import BenchmarkOptions, run_benchmark
 
 #: every method of the project, in the order the report lists them (name → what it is)
@@ -62,7 +63,7 @@ class DemoMethodOptions:
 @dataclass(frozen=True)
 class DemoBenchmark:
     runtimes: tuple[str, ...] = ("eager", "ort-fp32", "ort-int8")
-    threads: int = 2
+    threads: int = BENCHMARK_THREADS  # latency threads; training uses the CPUs this process may use
     size: int | None = None
     warmup: int = 3
     repeats: int = 20

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 from ..utils.options import (
     add_list_option,
     data_spec,
-    device_type,
+    device_spec,
     existing_path,
     json_option,
     number,
@@ -66,8 +66,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--device",
-        type=device_type,
-        default=None,
+        type=device_spec,
+        default="auto",
         help="auto (the default) or cpu: tracing and calibration run on the CPU; the files run anywhere",
     )
     threads_option(p)
@@ -86,7 +86,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     rewrites = tuple(args.rewrites)
     if not args.formats:
         raise ConfigError(f"--formats: give at least one of {', '.join(FORMATS)}")
-    if args.device not in (None, "cpu"):
+    if args.device not in ("auto", "cpu"):
         raise ConfigError(f"--device {args.device}: export traces and calibrates on the CPU; use auto or cpu")
     if "int8" in args.formats and not args.data:
         raise ConfigError("--formats int8 needs --data: int8 ranges are calibrated on real images")

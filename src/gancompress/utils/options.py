@@ -276,6 +276,14 @@ def device_type(text: str) -> str:
 device_type.__name__ = "device"
 
 
+def device_spec(text: str) -> str:
+    """Like :func:`device_type`, but ``auto`` stays ``auto``: for verbs that choose it themselves."""
+    return "auto" if text.strip().lower() == "auto" else device_type(text)
+
+
+device_spec.__name__ = "device"
+
+
 def threads_option(parser: argparse.ArgumentParser, *, benchmark: bool = False) -> argparse.Action:
     """``--threads N``: torch (and ONNX Runtime) CPU threads. Default: the CPUs this process may use
     (:func:`gancompress.utils.threads.default_threads`); benchmarks: 1 (the most reproducible latency)."""
