@@ -9,11 +9,12 @@ import torch
 
 from .cli import print_json
 from .errors import ConfigError
+from .utils.options import SIZE_HELP, SIZE_OPTION, json_option, positive_int
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list generator families, discriminators and compression methods")
-    p.add_argument("--json", action="store_true")
+    json_option(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("profile", help="parameters and MACs (paper and true conventions) of a generator")
@@ -23,10 +24,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", help="architecture string, e.g. 16_16_32_16_32_32_16_16")
     p.add_argument("--preset", help="spade: cityscapes | coco | ade20k")
-    p.add_argument("--base-width", type=int, help="ngf (default 64)")
-    p.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: the family's)")
+    p.add_argument("--base-width", type=positive_int(4096), help="ngf (default 64)")
+    p.add_argument("--size", **SIZE_OPTION, help=f"{SIZE_HELP} (default: the family's)")
     p.add_argument("--layers", action="store_true", help="also print the per-layer breakdown")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    json_option(p)
     p.set_defaults(func=cmd_profile)
 
 
@@ -91,8 +92,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
             generator = create_generator(args.target, arch=args.arch, **options)
         name = args.target
     size = tuple(args.size) if args.size else None
-    if size is not None and min(size) <= 0:
-        raise ConfigError(f"--size must be positive, got {size[0]} {size[1]}")
     result = profile_generator(generator, size)
     out = {
         "model": name,

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 
 class GanCompressError(Exception):
-    """Base class of every error gancompress raises on purpose."""
+    """Base class of every error gancompress raises on purpose.
+
+    The command line prints its message (one line, naming the file, field or option) and exits with
+    ``exit_code``: 2 for bad input; a subclass for another kind of failure may set its own.
+    """
+
+    exit_code: int = 2
 
 
 class ConfigError(GanCompressError, ValueError):

@@ -165,6 +165,7 @@ def test_export_cli_writes_every_format(tmp_path, fonts32, capsys):
             str(fonts32),
             "--calibration",
             "4",
+            "--json",
         ]
     )
     assert code == 0

@@ -86,6 +86,7 @@ def test_train_pix2pix_writes_the_run_directory_and_resumes(tmp_path, paired_roo
         "--recipe",
         str(_recipe(tmp_path, "pix2pix")),
         "--no-progress",
+        "--json",
     ]
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -137,6 +138,7 @@ def test_train_cyclegan_on_unpaired_folders_scores_the_matching_test_split(tmp_p
         "--no-progress",
         "--steps",
         "2",
+        "--json",
     ]
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)

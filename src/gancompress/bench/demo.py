@@ -34,6 +34,7 @@ from typing import Any
 from ..config import apply_overrides, from_dict, load_yaml, recipes_dir
 from ..errors import CheckpointError, ConfigError, GanCompressError
 from ..utils.files import atomic_write_json, atomic_write_text, check_writable
+from ..utils.threads import BENCHMARK_THREADS
 from .benchmark import BenchmarkOptions, run_benchmark
 
 #: every method of the project, in the order the report lists them (name → what it is)
@@ -62,7 +63,7 @@ class DemoMethodOptions:
 @dataclass(frozen=True)
 class DemoBenchmark:
     runtimes: tuple[str, ...] = ("eager", "ort-fp32", "ort-int8")
-    threads: int = 2
+    threads: int = BENCHMARK_THREADS  # latency threads; training uses the CPUs this process may use
     size: int | None = None
     warmup: int = 3
     repeats: int = 20
@@ -112,7 +113,9 @@ def _saved(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
-def train_demo_teacher(recipe: DemoRecipe, out: Path, data_root: Path) -> tuple[Path, str]:
+def train_demo_teacher(
+    recipe: DemoRecipe, out: Path, data_root: Path, device: str = "cpu"
+) -> tuple[Path, str]:
     """Train (or reuse) the teacher; returns its saved generator directory and 'trained' / 'reused'."""
     from ..training.recipe import load_train_recipe
     from ..training.teacher import train_teacher
@@ -125,12 +128,12 @@ def train_demo_teacher(recipe: DemoRecipe, out: Path, data_root: Path) -> tuple[
         path = configs_dir() / path
     overrides = [*recipe.teacher.overrides, f"data.root={data_root}"]
     train_recipe = load_train_recipe(path, overrides)
-    summary = train_teacher(train_recipe, out, resume=True, progress=False)
+    summary = train_teacher(train_recipe, out, resume=True, device=device, progress=False)
     return Path(summary["generator"]), "trained"
 
 
 def run_method(
-    name: str, recipe: DemoRecipe, teacher_dir: Path, data_root: Path, out: Path
+    name: str, recipe: DemoRecipe, teacher_dir: Path, data_root: Path, out: Path, device: str = "cpu"
 ) -> dict[str, Any]:
     """Run one method (or reuse its finished result); returns its status entry for demo.json."""
     from ..export.saved import load_generator, save_generator
@@ -145,7 +148,9 @@ def run_method(
     if _saved(generator_dir):
         return {"status": "reused", "generator": str(generator_dir)}
     opts = recipe.method
-    options = MethodOptions(quick=opts.quick, ratio=opts.ratio, budget_macs=opts.budget_macs, resume=True)
+    options = MethodOptions(
+        quick=opts.quick, ratio=opts.ratio, budget_macs=opts.budget_macs, resume=True, device=device
+    )
     t0 = time.perf_counter()
     try:
         result = compress(name, load_generator(teacher_dir), data_root, out, options)
@@ -198,8 +203,11 @@ def run_demo(
     recipe: DemoRecipe | None = None,
     recipe_path: str | os.PathLike | None = None,
     data: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Run the whole demo into ``out``; returns the contents of ``demo.json`` (with ``report``)."""
+    """Run the whole demo into ``out``; returns the contents of ``demo.json`` (with ``report``).
+
+    ``device`` trains the teacher and runs the methods; the benchmark measures on the CPU."""
     from ..methods.commands import resolve_data
 
     recipe = recipe or load_demo_recipe(recipe_path, quick=quick)
@@ -218,7 +226,7 @@ def run_demo(
 
     _log(f"teacher: training (or reusing a finished run) in {work / 'teacher'}")
     t = time.perf_counter()
-    teacher_dir, how = train_demo_teacher(recipe, work / "teacher", data_root)
+    teacher_dir, how = train_demo_teacher(recipe, work / "teacher", data_root, device)
     state["stages"]["teacher"] = {
         "status": how,
         "generator": str(teacher_dir),
@@ -238,7 +246,7 @@ def run_demo(
             methods[name] = {"status": "skipped", "detail": "not in this demo profile"}
             continue
         _log(f"{name}: compressing")
-        entry = run_method(name, recipe, teacher_dir, data_root, work / "methods" / name)
+        entry = run_method(name, recipe, teacher_dir, data_root, work / "methods" / name, device)
         methods[name] = entry
         _log(f"{name}: {entry['status']}" + (f" ({entry['detail']})" if "detail" in entry else ""))
         if "generator" in entry:

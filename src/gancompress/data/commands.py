@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..utils.options import json_option
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     q = data_sub.add_parser("list", help="the datasets 'data prepare' can build, and what each needs")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
+    json_option(q)
     q.set_defaults(func=cmd_list)
 
     q = data_sub.add_parser(
@@ -35,7 +36,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--set", dest="options", action="append", default=[], metavar="KEY=VALUE", help="a builder option"
     )
-    q.add_argument("--json", action="store_true", help="print the dataset's metadata as JSON")
+    json_option(q)
     q.set_defaults(func=cmd_prepare)
 
 
@@ -47,6 +48,46 @@ def builder_options(name: str) -> dict[str, Any]:
         raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(PREPARERS)}")
     params = inspect.signature(builder_function(name)).parameters.values()
     return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
+
+
+# builder options with a range, by name (the type comes from the option's default)
+POSITIVE_OPTIONS = {"size", "max_chars", "tile", "stride"}
+FRACTION_OPTIONS = {"test_fraction"}  # open (0, 1)
+UNIT_OPTIONS = {"min_land"}  # [0, 1]
+NON_NEGATIVE_OPTIONS = {"seed"}
+
+
+def check_option(name: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` of builder option ``key``, checked against its default's type and its range."""
+    where = f"--set {key}={value!r} (dataset {name})"
+    if value is None:
+        if default is None:
+            return None
+        raise ConfigError(f"{where}: a value is needed (default {default!r})")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false")
+        return value
+    numeric = isinstance(default, int | float) or key in POSITIVE_OPTIONS | FRACTION_OPTIONS | UNIT_OPTIONS
+    if numeric:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number")
+        if (isinstance(default, int) or key in POSITIVE_OPTIONS) and value != int(value):
+            raise ConfigError(f"{where}: expected a whole number")
+        if key in POSITIVE_OPTIONS and value < 1:
+            raise ConfigError(f"{where}: must be at least 1")
+        if key in NON_NEGATIVE_OPTIONS and value < 0:
+            raise ConfigError(f"{where}: must be at least 0")
+        if key in FRACTION_OPTIONS and not 0 < value < 1:
+            raise ConfigError(f"{where}: must be in (0, 1)")
+        if key in UNIT_OPTIONS and not 0 <= value <= 1:
+            raise ConfigError(f"{where}: must be in [0, 1]")
+        return value
+    if isinstance(default, str | Path) and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a text value")
+    if isinstance(default, tuple | list) and not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: expected a list, e.g. [1, 2]")
+    return value
 
 
 def parse_options(name: str, pairs: list[str]) -> dict[str, Any]:
@@ -63,13 +104,15 @@ def parse_options(name: str, pairs: list[str]) -> dict[str, Any]:
                 f"--set {key}: dataset {name!r} has no option {key!r}; options: {', '.join(known)}"
             )
         try:
-            options[key] = yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {key}: cannot parse {raw!r}: {exc}") from None
+        options[key] = check_option(name, key, value, known[key])
     return options
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..cli import print_json
     from .prepare import PREPARERS
 
     rows = {
@@ -83,7 +126,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, p in PREPARERS.items()
     }
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print_json(rows)
         return 0
     for name, row in rows.items():
         print(f"{name:16s} {row['kind']:9s} {row['description']}")
@@ -94,15 +137,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from ..cli import print_json
     from .metadata import read_metadata
     from .prepare import prepare_dataset
 
     options = parse_options(args.name, args.options)
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a file; give a new or empty folder")
     start = time.perf_counter()
     out = prepare_dataset(args.name, args.out, **options)
     info = read_metadata(out) or {}
     if args.json:
-        print(json.dumps({"path": str(out), **info}, indent=2, ensure_ascii=False, default=str))
+        print_json({"path": str(out), **info})
         return 0
     counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
     print(

@@ -7,19 +7,61 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..utils.options import (
+    MAX_SEED,
+    data_spec,
+    device_option,
+    duration,
+    existing_path,
+    fraction,
+    json_option,
+    non_negative_float,
+    positive_float,
+    precision_option,
+    seed,
+    threads_option,
+)
+
+# options only some methods read; any other method refuses them by name instead of ignoring them
+METHOD_ONLY_OPTIONS = {
+    "rho": ("gan-slimming",),
+    "bits": ("gan-slimming",),
+    "budget_latency_ms": ("gan-compression", "fast-gan-compression"),
+}
+
+
+def method_name(text: str) -> str:
+    """An argparse type: a registered compression method."""
+    from . import list_methods
+
+    known = list_methods()
+    if text not in known:
+        raise argparse.ArgumentTypeError(f"unknown method {text!r}; known: {', '.join(known)}")
+    return text
+
+
+method_name.__name__ = "method"
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compress", help="compress a teacher generator with a registered method")
     p.add_argument(
-        "--method", required=True, help="gan-compression | fast-gan-compression | gan-slimming | coronet | …"
+        "--method",
+        required=True,
+        type=method_name,
+        help="gan-compression | fast-gan-compression | gan-slimming | coronet | …",
     )
     p.add_argument(
-        "--teacher", required=True, help="saved generator directory, or an official latest_net_G.pth"
+        "--teacher",
+        required=True,
+        type=existing_path("any"),
+        help="saved generator directory, or an official latest_net_G.pth",
     )
-    p.add_argument("--data", required=True, help="dataset root, or builtin:fonts")
+    p.add_argument("--data", required=True, type=data_spec, help="dataset root, or builtin:fonts")
     p.add_argument("--out", required=True, help="run directory (resumable)")
-    p.add_argument("--recipe", help="YAML recipe (default: the method's built-in recipe)")
+    p.add_argument(
+        "--recipe", type=existing_path("file"), help="YAML recipe (default: the method's built-in recipe)"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -29,16 +71,45 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="override a recipe field, e.g. --set search.population=50 (repeatable)",
     )
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--budget-macs", type=float, help="MACs budget in the paper convention, e.g. 3e9")
-    budget.add_argument("--budget-latency-ms", type=float, help="latency budget measured on this machine")
-    budget.add_argument("--ratio", type=float, help="target MACs as a fraction of the teacher's, e.g. 0.1")
-    p.add_argument("--rho", type=float, help="GAN Slimming: sparsity weight on the normalisation scales")
-    p.add_argument("--bits", type=int, help="quantisation bit width (32 = none, 8 = int8)")
+    budget.add_argument(
+        "--budget-macs", type=positive_float, help="MACs budget in the paper convention, e.g. 3e9"
+    )
+    budget.add_argument(
+        "--budget-latency-ms",
+        type=positive_float,
+        help="latency budget measured on this machine (gan-compression, fast-gan-compression)",
+    )
+    budget.add_argument(
+        "--ratio", type=fraction, help="target MACs as a fraction of the teacher's, in (0, 1)"
+    )
+    p.add_argument(
+        "--rho", type=non_negative_float, help="gan-slimming: sparsity weight on the normalisation scales"
+    )
+    p.add_argument(
+        "--bits", type=int, choices=(8, 32), help="gan-slimming: quantisation bit width (32 = none, 8 = int8)"
+    )
+    p.add_argument(
+        "--time-budget",
+        type=duration,
+        metavar="DURATION",
+        help="plan the stages to finish within this wall time: 90s, 60m, 1h, 1h30m or seconds",
+    )
+    precision_option(p)
     p.add_argument("--quick", action="store_true", help="a shortened schedule (smoke runs, the quick demo)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start over instead of resuming")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    device_option(p)
+    threads_option(p)
+    p.add_argument("--seed", type=seed, default=0, help=f"random seed in [0, {MAX_SEED}] (default 0)")
+    json_option(p)
     p.set_defaults(func=cmd_compress)
+
+
+def check_method_options(args: argparse.Namespace) -> None:
+    """Refuse, by name, an option that the chosen method would silently ignore."""
+    for dest, users in METHOD_ONLY_OPTIONS.items():
+        if getattr(args, dest, None) is not None and args.method not in users:
+            flag = "--" + dest.replace("_", "-")
+            raise ConfigError(f"{flag} is read by {', '.join(users)} only; {args.method} does not use it")
 
 
 def load_teacher(path: str | Path):
@@ -53,15 +124,10 @@ def load_teacher(path: str | Path):
 
 
 def resolve_data(spec: str) -> Path:
-    """A dataset path, or ``builtin:NAME`` for a built-in dataset (built on first use)."""
-    if spec.startswith("builtin:"):
-        from ..data import ensure_builtin_dataset
+    """A dataset path, or a ``builtin:`` spec (built on first use); see :func:`resolve_data_spec`."""
+    from ..data.builtin import resolve_data_spec
 
-        return Path(ensure_builtin_dataset(spec.split(":", 1)[1]))
-    path = Path(spec)
-    if not path.is_dir():
-        raise ConfigError(f"--data {spec}: no such directory")
-    return path
+    return resolve_data_spec(spec)
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
@@ -71,8 +137,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from ..utils.files import atomic_write_json
     from . import MethodOptions, compress
 
-    if args.bits is not None and args.bits not in (8, 32):
-        raise ConfigError(f"--bits must be 8 or 32, got {args.bits}")
+    check_method_options(args)
     teacher = load_teacher(args.teacher)
     data = resolve_data(args.data)
     out = Path(args.out)
@@ -97,6 +162,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         quick=args.quick,
+        time_budget_s=args.time_budget,
+        precision=args.precision,
     )
     start = time.perf_counter()
     result = compress(args.method, teacher, data, out, options)
@@ -139,7 +206,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
         },
     )
     atomic_write_json(out / "summary.json", summary)
-    print_json({k: summary[k] for k in ("method", "teacher", "student", "macs_reduction", "wall_time_s")})
+    if args.json:
+        print_json({k: summary[k] for k in ("method", "teacher", "student", "macs_reduction", "wall_time_s")})
+        return 0
     print(summary_text(summary))
     print(f"saved the compressed generator to {out / 'generator'}")
     return 0

@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..utils.options import (
+    SIZE_HELP,
+    SIZE_OPTION,
+    add_list_option,
+    data_spec,
+    device_option,
+    existing_path,
+    json_option,
+    number,
+    positive_int,
+    square_side,
+    threads_option,
+)
+
+
+def known_extractor(spec: str) -> bool:
+    """Whether ``spec`` names an extractor (see :mod:`gancompress.metrics.extractors`)."""
+    from .extractors import EXTRACTOR_NAMES
+
+    prefix, sep, rest = spec.partition(":")
+    if sep:
+        return f"{prefix}:NAME" in EXTRACTOR_NAMES and bool(rest)
+    return spec in EXTRACTOR_NAMES
+
+
+known_extractor.known = "inception, vgg, vgg-hed, vgg-craft, domain, domain:NAME, segmenter:NAME"  # type: ignore[attr-defined]
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -16,24 +43,28 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "generator",
+        type=generator_spec,
         help="a saved generator directory (config.json + model.safetensors), or 'identity': the no-op "
         "baseline that outputs its input (what the metrics say when nothing is translated)",
     )
     p.add_argument(
         "--data",
         required=True,
+        type=data_spec,
         help="dataset folder (e.g. from 'gancompress data prepare'), or builtin:fonts / builtin:fonts-unpaired",
     )
     p.add_argument(
         "--kind", choices=("paired", "unpaired", "semantic"), help="layout (default: the dataset's)"
     )
     p.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"))
-    p.add_argument("--split", default="test")
-    p.add_argument(
+    p.add_argument("--split", default="test", help="the split to generate and score (default test)")
+    add_list_option(
+        p,
         "--extractors",
-        default="domain,vgg",
-        help="comma-separated: inception, vgg, vgg-hed, vgg-craft, domain, domain:NAME, segmenter:NAME "
-        "(default domain,vgg)",
+        allowed=known_extractor,
+        default=("domain", "vgg"),
+        help="FID/KID feature extractors: inception, vgg, vgg-hed, vgg-craft, domain, domain:NAME, "
+        "segmenter:NAME",
     )
     p.add_argument(
         "--segmenter",
@@ -41,16 +72,44 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="semantic data: a shipped segmenter name or its .json path for mIoU (default: the dataset's own)",
     )
     p.add_argument(
-        "--vgg-resize", type=int, help="resize images to this size for VGG (default: their own size)"
+        "--vgg-resize",
+        type=number(int, low=16, high=2048),
+        help="resize images to this size for VGG, in [16, 2048] (default: their own size)",
     )
-    p.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-images", type=int)
-    p.add_argument("--size", type=int, help="image size (default: the dataset's, else 256)")
+    p.add_argument(
+        "--inception-weights", type=existing_path("file"), help="path to pt_inception-2015-12-05-6726825d.pth"
+    )
+    p.add_argument("--batch-size", type=positive_int(4096), default=16, help="images per batch (default 16)")
+    device_option(p)
+    threads_option(p)
+    p.add_argument("--max-images", type=positive_int(), help="score at most this many images")
+    p.add_argument("--size", **SIZE_OPTION, help=f"{SIZE_HELP}; square (default: the dataset's, else 256)")
     p.add_argument("--no-cache", action="store_true", help="recompute real statistics")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress on stderr")
+    json_option(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def generator_spec(text: str) -> str:
+    """An argparse type: ``identity`` or a saved generator directory that exists."""
+    return text if text == "identity" else existing_path("dir")(text)
+
+
+generator_spec.__name__ = "generator"
+
+
+class ProgressGenerator(nn.Module):
+    """Counts the images a generator makes on a progress bar (stderr), so a long evaluation shows life."""
+
+    def __init__(self, generator: nn.Module, bar) -> None:
+        super().__init__()
+        self.generator = generator
+        self.bar = bar
+
+    def forward(self, *inputs: torch.Tensor):
+        out = self.generator(*inputs)
+        self.bar.update(int(inputs[0].shape[0]))
+        return out
 
 
 class IdentityGenerator(nn.Module):
@@ -65,33 +124,51 @@ class IdentityGenerator(nn.Module):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from ..data import read_metadata
+    from ..data.builtin import resolve_data_spec
     from ..export.saved import load_generator
     from .evaluate import evaluate_generator
 
-    if args.data.startswith("builtin:"):
-        from ..data import ensure_builtin_dataset
-
-        name, _, variant = args.data.split(":", 1)[1].partition("-")
-        args.data = str(ensure_builtin_dataset(name, paired=variant != "unpaired"))
+    size = square_side(args.size)
+    args.data = str(resolve_data_spec(args.data))
     kind = args.kind or (read_metadata(args.data) or {}).get("kind") or "paired"
+    if args.segmenter != "auto" and kind != "semantic":
+        raise ConfigError(
+            f"--segmenter {args.segmenter}: mIoU is measured on semantic data; this data is {kind}"
+        )
     generator = IdentityGenerator() if args.generator == "identity" else load_generator(args.generator)
-    result = evaluate_generator(
-        generator,
-        args.data,
-        kind=kind,
-        direction=args.direction,
-        extractors=tuple(s.strip() for s in args.extractors.split(",") if s.strip()),
-        batch_size=args.batch_size,
-        device=args.device,
-        max_images=args.max_images,
-        split=args.split,
-        image_size=args.size,
-        inception_weights=args.inception_weights,
-        vgg_resize=args.vgg_resize,
-        segmenter=args.segmenter,
-        cache=not args.no_cache,
+    bar = tqdm(
+        desc=f"evaluate: generate {args.split}",
+        unit="img",
+        disable=not args.progress,
+        file=sys.stderr,
+        mininterval=1.0,
+        dynamic_ncols=True,
     )
+    if args.progress:
+        steps = f", then FID/KID features with {', '.join(args.extractors)}" if args.extractors else ""
+        print(f"evaluate: generating the {args.split} split{steps}", file=sys.stderr, flush=True)
+    try:
+        result = evaluate_generator(
+            ProgressGenerator(generator, bar),
+            args.data,
+            kind=kind,
+            direction=args.direction,
+            extractors=tuple(args.extractors),
+            batch_size=args.batch_size,
+            device=args.device,
+            max_images=args.max_images,
+            split=args.split,
+            image_size=size,
+            inception_weights=args.inception_weights,
+            vgg_resize=args.vgg_resize,
+            segmenter=args.segmenter,
+            cache=not args.no_cache,
+        )
+    finally:
+        bar.close()
     result["generator"] = str(args.generator)
     if args.json:
         from ..cli import print_json

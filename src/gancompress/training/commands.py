@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..utils.options import data_spec, device_option, existing_path, json_option, positive_int, threads_option
+
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -13,9 +15,13 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "the same command trains data-parallel (NCCL on GPUs, gloo on CPU).",
     )
     p.add_argument("--task", required=True, choices=["pix2pix", "cyclegan", "gaugan", "munit"])
-    p.add_argument("--data", help="dataset folder or builtin:fonts (default: the recipe's data.root)")
+    p.add_argument(
+        "--data", type=data_spec, help="dataset folder or builtin:fonts (default: the recipe's data.root)"
+    )
     p.add_argument("--out", required=True, help="run directory (resumable)")
-    p.add_argument("--recipe", help="YAML recipe (default: configs/train/<task>_fonts.yaml)")
+    p.add_argument(
+        "--recipe", type=existing_path("file"), help="YAML recipe (default: configs/train/<task>_fonts.yaml)"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -24,7 +30,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a recipe field, e.g. --set train.batch_size=4 (repeatable)",
     )
-    p.add_argument("--steps", type=int, help="train for this many steps (same as --set train.max_steps=N)")
+    p.add_argument(
+        "--steps", type=positive_int(), help="train for this many steps (same as --set train.max_steps=N)"
+    )
     p.add_argument(
         "--resume",
         dest="resume",
@@ -35,10 +43,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-resume", dest="resume", action="store_false", help="start over, deleting old checkpoints"
     )
-    p.add_argument(
-        "--device", default="cpu", help="cpu, cuda, cuda:1 (under torchrun: each process takes LOCAL_RANK)"
-    )
+    device_option(p)
+    threads_option(p)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    json_option(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -53,11 +61,46 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"data.root={args.data}")
     if args.steps is not None:
         overrides.append(f"train.max_steps={args.steps}")
+    if args.threads is not None:  # an explicit --threads wins over the recipe's train.threads
+        overrides.append(f"train.threads={args.threads}")
     path = args.recipe or default_recipe_path(args.task)
     recipe = load_train_recipe(path, overrides)
     if recipe.task != args.task:
         raise ConfigError(f"{path}: the recipe trains {recipe.task!r}, but --task is {args.task!r}")
     summary = train_teacher(recipe, args.out, resume=args.resume, device=args.device, progress=args.progress)
-    if summary.get("generator"):
+    if not summary.get("generator"):  # not the main process of a torchrun job
+        return 0
+    if args.json:
         print_json({k: summary[k] for k in ("generator", "steps", "eval", "wall_s") if k in summary})
+        return 0
+    print(train_summary_text(summary))
     return 0
+
+
+def train_summary_text(summary: dict) -> str:
+    """A few readable lines at the end of ``train``: what was trained, how long, how well, where."""
+    fit = summary.get("fit", {})
+    start = fit.get("start_step", 0)
+    resumed = f", resumed from step {start}" if start else ""
+    lines = [
+        f"trained {summary.get('task')} for {summary.get('steps')} steps{resumed} on "
+        f"{summary.get('train_images')} {summary.get('kind')} images ({summary.get('data_root')})",
+        f"  device {summary.get('device')}, {summary.get('threads')} CPU threads, "
+        f"{summary.get('wall_s', 0.0):.0f} s this run",
+    ]
+    scores = summary.get("eval")
+    if isinstance(scores, dict):
+        parts = [
+            f"{k.upper()} {scores[k]:.4g}" for k in ("psnr", "ssim", "l1") if isinstance(scores.get(k), float)
+        ]
+        if parts:
+            lines.append(
+                f"  held-out {scores.get('split', 'test')} ({scores.get('images')} images): {', '.join(parts)}"
+            )
+    losses = summary.get("final_logs")
+    if isinstance(losses, dict):
+        parts = [f"{k} {v:.4g}" for k, v in losses.items() if isinstance(v, float)][:6]
+        if parts:
+            lines.append(f"  last losses: {', '.join(parts)}")
+    lines.append(f"saved the generator to {summary['generator']} (--json for all of this as JSON)")
+    return "\n".join(lines)

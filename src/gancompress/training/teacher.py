@@ -26,18 +26,15 @@ from .tasks import TeacherTask, build_task, discriminator_config, discriminator_
 
 
 def resolve_data_root(recipe: TrainRecipe) -> Path:
-    """``recipe.data.root`` as a folder; ``builtin:fonts`` is built on first use (unpaired for CycleGAN / MUNIT)."""
-    root = recipe.data.root
-    if root.startswith("builtin:"):
-        from ..data import ensure_builtin_dataset
+    """``recipe.data.root`` as a folder, through the one ``builtin:`` parser every verb uses
+    (:func:`gancompress.data.builtin.resolve_data_spec`): unpaired tasks (CycleGAN, MUNIT) read the
+    unpaired layout, and ``data.builtin_size`` is the size of a spec without ``@SIZE``."""
+    from ..data.builtin import resolve_data_spec
 
-        name = root.split(":", 1)[1]
-        paired = recipe.task in ("pix2pix", "gaugan")
-        return Path(ensure_builtin_dataset(name, size=recipe.data.builtin_size, paired=paired))
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise DataError(f"data.root: {path} is not a folder")
-    return path
+    layout = None if recipe.task in ("pix2pix", "gaugan") else "unpaired"
+    return resolve_data_spec(
+        recipe.data.root, layout=layout, size=recipe.data.builtin_size, option="data.root"
+    )
 
 
 def eval_transform(cfg: DataConfig):
