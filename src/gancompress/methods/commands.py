@@ -36,6 +36,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bits", type=int, help="quantisation bit width (32 = none, 8 = int8)")
     p.add_argument("--quick", action="store_true", help="a shortened schedule (smoke runs, the quick demo)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start over instead of resuming")
+    p.add_argument(  # run directory (utils/rundir.py)
+        "--resume-anyway",
+        action="store_true",
+        help="resume even though the recipe or teacher differs from the ones the run started with",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_compress)
@@ -94,6 +99,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         rho=args.rho,
         bits=args.bits,
         resume=args.resume,
+        resume_anyway=args.resume_anyway,  # run directory (utils/rundir.py)
+        teacher_path=str(args.teacher),
         device=args.device,
         seed=args.seed,
         quick=args.quick,

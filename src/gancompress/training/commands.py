@@ -35,6 +35,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-resume", dest="resume", action="store_false", help="start over, deleting old checkpoints"
     )
+    p.add_argument(  # run directory (utils/rundir.py)
+        "--resume-anyway",
+        action="store_true",
+        help="resume even though the recipe differs from the one the run started with",
+    )
     p.add_argument(
         "--device", default="cpu", help="cpu, cuda, cuda:1 (under torchrun: each process takes LOCAL_RANK)"
     )
@@ -57,7 +62,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_train_recipe(path, overrides)
     if recipe.task != args.task:
         raise ConfigError(f"{path}: the recipe trains {recipe.task!r}, but --task is {args.task!r}")
-    summary = train_teacher(recipe, args.out, resume=args.resume, device=args.device, progress=args.progress)
+    summary = train_teacher(
+        recipe,
+        args.out,
+        resume=args.resume,
+        device=args.device,
+        progress=args.progress,
+        resume_anyway=args.resume_anyway,
+    )
     if summary.get("generator"):
         print_json({k: summary[k] for k in ("generator", "steps", "eval", "wall_s") if k in summary})
     return 0
