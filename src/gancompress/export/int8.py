@@ -28,6 +28,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, DataError, StorageError
 from ..models import Generator
+from ..utils.files import resolve_output
 from .rewrite import input_names
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -131,7 +132,7 @@ def quantize_onnx_int8(
             entry = quantised.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(quantised, str(tmp_out))
-        os.replace(tmp_out, out_path)
+        os.replace(tmp_out, resolve_output(out_path))  # a symlinked output is written through
     except OSError as exc:
         raise StorageError(exc.errno, f"cannot write {out_path}: {exc.strerror or exc}") from None
     finally:

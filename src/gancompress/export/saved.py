@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError, ConfigError, StorageError
 from ..models import GENERATORS, Generator
+from ..utils.files import atomic_directory
 
 FORMAT = "gancompress.generator"
 FORMAT_VERSION = 1
@@ -48,31 +47,14 @@ def save_generator(
     if extra:
         config["meta"] = extra
     tensors = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as exc:
-        raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
+    # A temporary directory renamed into place (utils/files.py): the umask's permissions, a symlinked
+    # ``path`` written through, the previous model intact on a full disk.
+    with atomic_directory(path) as tmp:
+        try:
+            save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
+        except SafetensorError as exc:  # its I/O errors (a full disk) are not OSErrors
+            raise StorageError(None, f"cannot write {path}: {exc}") from None
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-            raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
     return path
 
 
