@@ -95,6 +95,7 @@ def quantize_onnx_int8(
     items = list(calibration)  # a few dozen images: materialised so an empty set fails up front
     if not items:
         raise DataError("int8 calibration got no inputs: pass at least one calibration tensor (real images)")
+    _check_finite_outputs(fp32_path, names, items)  # ORT's calibrator fails on NaN with "scale issue"
     reader = _Reader(names, items)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,19 @@ def quantize_onnx_int8(
             f.unlink(missing_ok=True)
         workdir.rmdir()
     return out_path
+
+
+def _check_finite_outputs(fp32_path: Path, names: list[str], items: list) -> None:
+    """Run the fp32 graph on the calibration inputs: NaN or inf outputs are a NonFiniteError naming it."""
+    from ..metrics.finite import OUTPUT_HINT, check_finite
+    from .onnx import ort_session
+
+    session = ort_session(fp32_path)
+    reader = _Reader(names, items)
+    for i in range(len(items)):
+        feed = reader.get_next()
+        for output in session.run(None, feed or {}):
+            check_finite(output, f"the outputs of {fp32_path} on calibration input {i}", OUTPUT_HINT)
 
 
 def calibration_inputs(

@@ -114,6 +114,7 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
     load_state_strict(generator, state, str(weights))
+    generator.source_path = str(path)  # how errors name the model (metrics.finite.model_name)
     return generator.eval()
 
 
