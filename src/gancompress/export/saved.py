@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import CheckpointError, ConfigError, StorageError
 from ..models import GENERATORS, Generator
 from ..utils.files import atomic_directory
+from .limits import check_buildable, check_header_matches, read_safetensors_header
 
 FORMAT = "gancompress.generator"
 FORMAT_VERSION = 1
@@ -69,6 +70,8 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{cfg_path}: not a generator config (nested too deeply to read)") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{cfg_path}: must hold a JSON object")
     if config.get("format") != FORMAT:
@@ -105,10 +108,20 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a saved generator directory")
     config = read_config(path)
-    generator = build_from_config(config, str(path / CONFIG_NAME))
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{weights}: missing")
+    # Validate before allocating (export/limits.py): the network config.json describes is built on
+    # the meta device, its weight bytes compared with the memory available and its shapes with the
+    # safetensors header; only then is anything real built or read.
+    try:
+        meta = check_buildable(
+            config["family"], config["arch"], config["options"], source=str(path / CONFIG_NAME)
+        )
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    check_header_matches(meta, read_safetensors_header(weights), str(weights))
+    generator = build_from_config(config, str(path / CONFIG_NAME))
     try:
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:

@@ -146,6 +146,18 @@ def evaluate_generator(
         dataset = Subset(dataset, range(len(dataset.paths_a)))
     in_key, real_key = ("label", "image") if kind == "semantic" else ("A", "B")
 
+    # -- validate before allocating (export/limits.py): the images and the activations at this size
+    from ..export.limits import check_inference_memory
+
+    n_images = len(dataset) if max_images is None else min(len(dataset), max_images)  # type: ignore[arg-type]
+    check_inference_memory(
+        generator,
+        (size, size),
+        what=f"evaluation at image size {size} (--size)",
+        batch=batch_size,
+        count=2 * max(1, -(-n_images // batch_size)),
+    )
+    # -- end
     generator = generator.to(device).eval()
     fakes, reals, a_paths, labels = [], [], [], []
     with torch.no_grad():
