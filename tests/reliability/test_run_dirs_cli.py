@@ -108,3 +108,30 @@ def test_a_directory_in_use_is_refused_and_a_dead_holders_lock_is_taken_over(tmp
     assert train(shared, shared["data"], out, "--steps", "1") == 0
     assert f"taking over the lock of {out} left by process {holder.pid}" in error(capsys)
     assert not (out / LOCK_NAME).exists()
+
+
+def test_run_dir_library_rules(tmp_path):
+    from gancompress.errors import ConfigError
+    from gancompress.utils.rundir import RunDir, RunInUseError
+
+    run = tmp_path / "run"
+    with RunDir(run, {"a": 1, "train": {"max_steps": 1}}):
+        with RunDir(run, {"a": 1}):  # one process nesting runs in its own directory
+            pass
+        assert (run / LOCK_NAME).exists()
+    assert not (run / LOCK_NAME).exists()
+    # nothing computed yet (a first attempt that failed early): a corrected recipe is simply recorded
+    with RunDir(run, {"a": 2}):
+        pass
+    (run / "checkpoints").mkdir()
+    with RunDir(run, {"a": 2, "train": {"max_steps": 9}}):  # how far a run goes may change
+        pass
+    with pytest.raises(ConfigError, match=r"a: 2 -> 3"):
+        RunDir(run, {"a": 3}).__enter__()
+    assert not (run / LOCK_NAME).exists()  # a refused run leaves no lock behind
+    record = {"pid": 1, "host": "elsewhere.example", "since": 0}
+    (run / LOCK_NAME).write_text(json.dumps(record))
+    with pytest.raises(
+        RunInUseError, match=f"locked by process 1 on host elsewhere.example.*delete {run / LOCK_NAME}"
+    ):
+        RunDir(run, {"a": 2}).__enter__()

@@ -266,7 +266,7 @@ class RunDir:
                     "--resume-anyway to continue with this recipe"
                 )
         record: dict[str, Any] = {"version": FINGERPRINT_VERSION, "recipe": self.fingerprint}
-        if stored is not None and self.resume:
+        if stored is not None and self.resume and self._holds_results():
             changes = changed_fields(stored, self.fingerprint, self.allowed)
             if changes and not self.resume_anyway:
                 shown = "; ".join(changes[:12]) + (
@@ -290,6 +290,14 @@ class RunDir:
             elif stored == self.fingerprint:
                 return  # nothing to rewrite
         atomic_write_json(path, record)
+
+    def _holds_results(self) -> bool:
+        """Whether the directory holds anything a resume would continue from (not only its records)."""
+        records = {LOCK_NAME, FINGERPRINT_NAME, "config.yaml", "recipe.yaml", "logs"}
+        try:
+            return any(p.name not in records and not p.name.startswith(".") for p in self.path.iterdir())
+        except OSError:
+            return False
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> RunDir:
@@ -315,10 +323,12 @@ def teacher_fingerprint(teacher: Any) -> dict[str, Any]:
     """Family, widths, options and a SHA-256 of the weights of a generator (a retrained teacher differs)."""
     import hashlib
 
+    import torch
+
     digest = hashlib.sha256()
     for key, value in sorted(teacher.state_dict().items()):
         digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return {
         "family": teacher.family,
         "arch": str(teacher.arch),
@@ -337,7 +347,10 @@ def method_fingerprint(method: str, teacher: Any, options: Any) -> dict[str, Any
 
     from ..config import apply_overrides, load_yaml
 
-    base = load_yaml(options.recipe) if options.recipe else {"builtin_recipe": True}
+    try:
+        base = load_yaml(options.recipe) if options.recipe else {"builtin_recipe": True}
+    except (UnicodeDecodeError, OSError, RecursionError) as exc:
+        raise ConfigError(f"{options.recipe}: not a readable YAML recipe ({exc})") from None
     fields = {
         f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in _NOT_RECIPE
     }
