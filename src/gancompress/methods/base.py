@@ -106,10 +106,14 @@ def compress(
 
 
 # Settings a method re-runs cheaply on a finished directory (GAN Compression searches the trained
-# supernet again for a new budget), so a resume may change them.
+# supernet again for a new budget), or checks itself (CoroNetGAN refuses another target, naming the
+# one in prune/target.json), so the fingerprint lets them change.
 _RERUNNABLE: dict[str, tuple[str, ...]] = {
-    name: ("budget_macs", "budget_latency_ms", "ratio", "recipe.search.*")
-    for name in ("gan-compression", "fast-gan-compression")
+    **{
+        name: ("budget_macs", "budget_latency_ms", "ratio", "recipe.search.*")
+        for name in ("gan-compression", "fast-gan-compression")
+    },
+    "coronet": ("budget_macs", "ratio"),
 }
 # -- end run directory --
 
