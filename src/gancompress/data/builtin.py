@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,22 +143,14 @@ def ensure_builtin_dataset(
         >>> build_dataset(root, "paired", "train")
     """
     final = builtin_path(name, size, paired, root)
-    base = final.parent
     if (final / METADATA_NAME).is_file():
         return final
     if final.exists():
         raise DataError(f"{final} exists but holds no {METADATA_NAME}: an incomplete dataset; delete it")
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=base))
-    try:
+    from ..utils.files import atomic_directory
+
+    # Built beside its final place and renamed (utils/files.py); another process that finished first
+    # keeps its copy (replace=False). A full or read-only cache is a StorageError naming the folder.
+    with atomic_directory(final, replace=False) as tmp:
         build_font_dataset(tmp, size=size, paired=paired)
-        try:
-            tmp.rename(final)
-        except OSError:
-            # Another process finished first (the target exists and is not empty): use its copy.
-            if not (final / METADATA_NAME).is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -28,6 +28,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, DataError, StorageError
 from ..models import Generator
+from ..utils.files import atomic_write_bytes, storage_error
 from .rewrite import input_names
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -94,6 +95,7 @@ def quantize_onnx_int8(
     items = list(calibration)  # a few dozen images: materialised so an empty set fails up front
     if not items:
         raise DataError("int8 calibration got no inputs: pass at least one calibration tensor (real images)")
+    _check_finite_outputs(fp32_path, names, items)  # ORT's calibrator fails on NaN with "scale issue"
     reader = _Reader(names, items)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,14 @@ def quantize_onnx_int8(
             op_types_to_quantize=list(op_types),
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-        quantised = onnx.load(str(tmp_out))
+        try:
+            quantised = onnx.load(str(tmp_out))
+        except OSError:
+            raise
+        except Exception as exc:  # ORT's own writers do not report a full disk: a truncated file does
+            raise StorageError(
+                None, f"cannot write {out_path}: ONNX Runtime left an unreadable file (a full disk?): {exc}"
+            ) from None
         del quantised.metadata_props[:]
         for key, value in {
             **meta,
@@ -130,15 +139,28 @@ def quantize_onnx_int8(
         }.items():
             entry = quantised.metadata_props.add()
             entry.key, entry.value = key, value
-        onnx.save(quantised, str(tmp_out))
-        os.replace(tmp_out, out_path)
+        # written by utils/files.py: the umask's mode, a symlink written through, ENOSPC named
+        atomic_write_bytes(out_path, quantised.SerializeToString())
     except OSError as exc:
-        raise StorageError(exc.errno, f"cannot write {out_path}: {exc.strerror or exc}") from None
+        raise storage_error(exc, out_path) from None
     finally:
         for f in workdir.glob("*"):
             f.unlink(missing_ok=True)
         workdir.rmdir()
     return out_path
+
+
+def _check_finite_outputs(fp32_path: Path, names: list[str], items: list) -> None:
+    """Run the fp32 graph on the calibration inputs: NaN or inf outputs are a NonFiniteError naming it."""
+    from ..metrics.finite import OUTPUT_HINT, check_finite
+    from .onnx import ort_session
+
+    session = ort_session(fp32_path)
+    reader = _Reader(names, items)
+    for i in range(len(items)):
+        feed = reader.get_next()
+        for output in session.run(None, feed or {}):
+            check_finite(output, f"the outputs of {fp32_path} on calibration input {i}", OUTPUT_HINT)
 
 
 def calibration_inputs(
@@ -160,6 +182,20 @@ def calibration_inputs(
         raise ConfigError(f"calibration count must be at least 1, got {count}")
     if size is None:
         size = generator.default_size[0] if generator.family == "spade" else 64
+    # -- validate before allocating (export/limits.py): ONNX Runtime's calibrator keeps every
+    # intermediate tensor of every calibration input
+    from .limits import check_inference_memory
+
+    if size < 1:
+        raise ConfigError(f"calibration size must be at least 1, got {size}")
+    check_inference_memory(
+        generator,
+        (size, size),
+        what=f"int8 calibration on {count} images of {size}x{size} (--calibration, --calibration-size)",
+        count=count,
+        record_all=True,
+    )
+    # -- end
     kind = "semantic" if generator.family == "spade" else "auto"
     dataset = build_dataset(data_root, kind, split, TransformConfig.for_eval(size))
     if len(dataset) == 0:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,8 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError, ConfigError, StorageError
 from ..models import GENERATORS, Generator
+from ..utils.files import atomic_directory
+from .limits import check_buildable, check_header_matches, read_safetensors_header
 
 FORMAT = "gancompress.generator"
 FORMAT_VERSION = 1
@@ -48,31 +48,14 @@ def save_generator(
     if extra:
         config["meta"] = extra
     tensors = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as exc:
-        raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
+    # A temporary directory renamed into place (utils/files.py): the umask's permissions, a symlinked
+    # ``path`` written through, the previous model intact on a full disk.
+    with atomic_directory(path) as tmp:
+        try:
+            save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
+        except SafetensorError as exc:  # its I/O errors (a full disk) are not OSErrors
+            raise StorageError(None, f"cannot write {path}: {exc}") from None
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-            raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
     return path
 
 
@@ -87,6 +70,8 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{cfg_path}: not a generator config (nested too deeply to read)") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{cfg_path}: must hold a JSON object")
     if config.get("format") != FORMAT:
@@ -123,15 +108,26 @@ def load_generator(path: str | os.PathLike, map_location: str | torch.device = "
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a saved generator directory")
     config = read_config(path)
-    generator = build_from_config(config, str(path / CONFIG_NAME))
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{weights}: missing")
+    # Validate before allocating (export/limits.py): the network config.json describes is built on
+    # the meta device, its weight bytes compared with the memory available and its shapes with the
+    # safetensors header; only then is anything real built or read.
+    try:
+        meta = check_buildable(
+            config["family"], config["arch"], config["options"], source=str(path / CONFIG_NAME)
+        )
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    check_header_matches(meta, read_safetensors_header(weights), str(weights))
+    generator = build_from_config(config, str(path / CONFIG_NAME))
     try:
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
     load_state_strict(generator, state, str(weights))
+    generator.source_path = str(path)  # how errors name the model (metrics.finite.model_name)
     return generator.eval()
 
 

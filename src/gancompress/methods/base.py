@@ -40,6 +40,9 @@ class MethodOptions:
     quick: bool = False  # shortened schedule (demo --quick, tests)
     time_budget_s: float | None = None  # --time-budget: plan the stage lengths to finish within it
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast in every training stage
+    # -- run directory (utils/rundir.py) --
+    resume_anyway: bool = False  # resume even though the recipe differs from the run's fingerprint
+    teacher_path: str | None = None  # where the teacher was read from: --out may not be, hold or lie in it
 
 
 @dataclass
@@ -87,10 +90,32 @@ def compress(
     if not isinstance(teacher, Generator):
         raise ConfigError(f"teacher must be a gancompress Generator, got {type(teacher).__name__}")
     runner = METHODS.get(method)
-    from ..utils.files import check_writable
+    options = options or MethodOptions()
+    # -- run directory: lock, recipe fingerprint, teacher kept out of --out (utils/rundir.py) --
+    from ..utils.rundir import RESUMABLE_FIELDS, RunDir, method_fingerprint
 
-    check_writable(Path(out_dir))  # a read-only or unusable --out fails now, not after training
-    return runner(teacher, Path(data), Path(out_dir), options or MethodOptions())
+    with RunDir(
+        out_dir,
+        method_fingerprint(method, teacher, options),
+        options.teacher_path,
+        resume=options.resume,
+        resume_anyway=options.resume_anyway,
+        allowed_changes=RESUMABLE_FIELDS + _RERUNNABLE.get(method, ()),
+    ):
+        return runner(teacher, Path(data), Path(out_dir), options)
+
+
+# Settings a method re-runs cheaply on a finished directory (GAN Compression searches the trained
+# supernet again for a new budget), or checks itself (CoroNetGAN refuses another target, naming the
+# one in prune/target.json), so the fingerprint lets them change.
+_RERUNNABLE: dict[str, tuple[str, ...]] = {
+    **{
+        name: ("budget_macs", "budget_latency_ms", "ratio", "recipe.search.*")
+        for name in ("gan-compression", "fast-gan-compression")
+    },
+    "coronet": ("budget_macs", "ratio"),
+}
+# -- end run directory --
 
 
 def check_teacher_fits_data(teacher: Generator, dataset: Any, root: Path) -> None:

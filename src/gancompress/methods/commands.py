@@ -97,6 +97,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     precision_option(p)
     p.add_argument("--quick", action="store_true", help="a shortened schedule (smoke runs, the quick demo)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start over instead of resuming")
+    p.add_argument(  # run directory (utils/rundir.py)
+        "--resume-anyway",
+        action="store_true",
+        help="resume even though the recipe or teacher differs from the ones the run started with",
+    )
     device_option(p)
     threads_option(p)
     p.add_argument("--seed", type=seed, default=0, help=f"random seed in [0, {MAX_SEED}] (default 0)")
@@ -159,6 +164,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         rho=args.rho,
         bits=args.bits,
         resume=args.resume,
+        resume_anyway=args.resume_anyway,  # run directory (utils/rundir.py)
+        teacher_path=str(args.teacher),
         device=args.device,
         seed=args.seed,
         quick=args.quick,

@@ -18,6 +18,7 @@ from ..errors import ConfigError, GanCompressError
 from . import paired as paired_metrics
 from .extractors import create_extractor, extractor_name
 from .fid import FeatureStats, fid_from_stats, kernel_distance
+from .finite import OUTPUT_HINT, check_finite, model_name
 from .segmentation import confusion_matrix, mean_iou
 from .stats import extract_features, load_stats, save_stats, stats_key, stats_path
 
@@ -145,6 +146,18 @@ def evaluate_generator(
         dataset = Subset(dataset, range(len(dataset.paths_a)))
     in_key, real_key = ("label", "image") if kind == "semantic" else ("A", "B")
 
+    # -- validate before allocating (export/limits.py): the images and the activations at this size
+    from ..export.limits import check_inference_memory
+
+    n_images = len(dataset) if max_images is None else min(len(dataset), max_images)  # type: ignore[arg-type]
+    check_inference_memory(
+        generator,
+        (size, size),
+        what=f"evaluation at image size {size} (--size)",
+        batch=batch_size,
+        count=2 * max(1, -(-n_images // batch_size)),
+    )
+    # -- end
     generator = generator.to(device).eval()
     fakes, reals, a_paths, labels = [], [], [], []
     with torch.no_grad():
@@ -152,6 +165,13 @@ def evaluate_generator(
             fake = generator(batch[in_key].to(device))
             if isinstance(fake, (tuple, list)):
                 fake = fake[0]
+            names = list(batch["A_path"] if "A_path" in batch else batch["path"])
+            check_finite(  # NaN would make every metric meaningless, and FID's sqrtm may never return
+                fake,
+                f"the outputs of {model_name(generator)} for {Path(names[0]).name}"
+                + (f" … ({len(names)} images)" if len(names) > 1 else ""),
+                OUTPUT_HINT,
+            )
             if fake.shape[1] != 3:
                 raise GanCompressError(
                     f"the generator returned {fake.shape[1]} channels; RGB images (3) are expected"

@@ -15,6 +15,7 @@ import torch
 from scipy import linalg
 
 from ..errors import GanCompressError
+from .finite import check_finite
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class FeatureStats:
         )
         if feats.ndim != 2 or feats.shape[0] < 2:
             raise GanCompressError(f"need at least 2 feature vectors of shape (N, D), got {feats.shape}")
+        check_finite(feats, "the feature vectors")
         idx = np.random.default_rng(seed).permutation(feats.shape[0])[:max_sample]
         return cls(feats.mean(0), np.cov(feats, rowvar=False), feats.shape[0], feats[np.sort(idx)])
 
@@ -49,6 +51,9 @@ def frechet_distance(
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise GanCompressError(f"feature statistics differ in shape: {mu1.shape} vs {mu2.shape}")
+    # sqrtm can run without end on NaN: refuse non-finite statistics first (bounded time)
+    for name, value in (("mean", mu1), ("covariance", sigma1), ("mean", mu2), ("covariance", sigma2)):
+        check_finite(value, f"the feature {name}s")
     diff = mu1 - mu2
     with warnings.catch_warnings():
         # A singular product is expected with fewer samples than dimensions; it is handled just below.
@@ -78,6 +83,8 @@ def kernel_distance(
     value is computed once and its std is NaN (there is no spread to measure).
     """
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    check_finite(real, "the real feature vectors")
+    check_finite(fake, "the generated feature vectors")
     m = min(subset_size, real.shape[0], fake.shape[0])
     if m < 2:
         raise GanCompressError("KID needs at least 2 real and 2 generated feature vectors")

@@ -5,12 +5,16 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from .finite import OUTPUT_HINT, check_finite
+
 
 def _check(fake: torch.Tensor, real: torch.Tensor) -> None:
     if fake.shape != real.shape or fake.ndim != 4:
         raise ValueError(
             f"paired metrics need two NCHW batches of one shape, got {tuple(fake.shape)} and {tuple(real.shape)}"
         )
+    check_finite(fake, "the generated images", OUTPUT_HINT)
+    check_finite(real, "the reference images")
 
 
 def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -197,9 +197,16 @@ def profile_generator(
     """
     from ..errors import ConfigError
 
+    # -- validate before allocating (export/limits.py): counts come from shapes, so a plain generator is
+    # profiled as its meta-device twin; `profile --size 100000 100000` computes nothing and allocates nothing
+    from ..export.limits import plain_meta_twin
+
+    generator = plain_meta_twin(generator)
     param = next(generator.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    example = generator.example_input(size, batch).to(device)  # type: ignore[operator]
+    with torch.device(device if device.type == "meta" else "cpu"):  # a meta example allocates nothing
+        example = generator.example_input(size, batch).to(device)  # type: ignore[operator]
+    # -- end
     try:
         return profile_model(generator, example)
     except RuntimeError as exc:

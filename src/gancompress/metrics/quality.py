@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, GanCompressError
 from .fid import FeatureStats, fid_from_stats, kernel_distance
+from .finite import OUTPUT_HINT, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,9 @@ def feature_metric_for_search(
         return _miou(fakes, labels, segmenter)
     if metric not in SEARCH_METRICS:
         raise ConfigError(f"search feature metric must be one of fid, kid, miou; got {metric!r}")
-    fake = _as_batch(fakes, "fakes").clamp(-1, 1)
+    fake = _as_batch(fakes, "fakes")
+    check_finite(fake, "the candidate's generated images", OUTPUT_HINT)  # clamp keeps NaN
+    fake = fake.clamp(-1, 1)
     real = _as_batch(reals, "reals").contiguous()
     if fake.shape[0] < 2 or real.shape[0] < 2:
         raise ConfigError(f"{metric.upper()} needs at least 2 generated and 2 real images")
@@ -194,7 +197,9 @@ def _miou(
             "mIoU needs the label maps the images were generated from (labels=) and a segmentation model "
             "(segmenter=, e.g. 'labels2sat')"
         )
-    fake = _as_batch(fakes, "fakes").clamp(-1, 1)
+    fake = _as_batch(fakes, "fakes")
+    check_finite(fake, "the candidate's generated images", OUTPUT_HINT)
+    fake = fake.clamp(-1, 1)
     label = labels if isinstance(labels, torch.Tensor) else torch.cat([b.detach() for b in labels], 0)
     if label.ndim != 4 or label.shape[0] != fake.shape[0] or label.shape[-2:] != fake.shape[-2:]:
         raise ConfigError(f"labels of shape {tuple(label.shape)} do not match the images {tuple(fake.shape)}")

@@ -18,6 +18,7 @@ import torch
 from ..data.builtin import cache_dir
 from ..utils.files import atomic_write_bytes
 from .fid import FeatureStats
+from .finite import OUTPUT_HINT, check_finite, model_name
 
 STATS_VERSION = 1
 
@@ -36,7 +37,11 @@ def load_stats(path: Path) -> FeatureStats | None:
         return None
     try:
         with np.load(path) as z:
-            return FeatureStats(z["mu"], z["sigma"], int(z["count"]), z["sample"])
+            stats = FeatureStats(z["mu"], z["sigma"], int(z["count"]), z["sample"])
+        for value in (stats.mu, stats.sigma, stats.sample):
+            if not np.isfinite(np.asarray(value, np.float64)).all():
+                return None  # non-finite cached statistics: recomputed, never used
+        return stats
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):
         return None  # a damaged cache entry is recomputed, not trusted
 
@@ -52,5 +57,10 @@ def extract_features(
     extractor: torch.nn.Module, batches: Iterable[torch.Tensor], device: str = "cpu"
 ) -> np.ndarray:
     """Features of every image of ``batches`` (each [-1, 1] NCHW), as one float64 (N, D) array."""
-    out = [extractor(b.to(device)).double().cpu().numpy() for b in batches]
+    out = []
+    for batch in batches:
+        check_finite(batch, "the images given to the feature extractor", OUTPUT_HINT)
+        feats = extractor(batch.to(device)).double().cpu().numpy()
+        check_finite(feats, f"the features of {model_name(extractor)}")
+        out.append(feats)
     return np.concatenate(out, 0)

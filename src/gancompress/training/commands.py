@@ -43,6 +43,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-resume", dest="resume", action="store_false", help="start over, deleting old checkpoints"
     )
+    p.add_argument(  # run directory (utils/rundir.py)
+        "--resume-anyway",
+        action="store_true",
+        help="resume even though the recipe differs from the one the run started with",
+    )
     device_option(p)
     threads_option(p)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -67,7 +72,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_train_recipe(path, overrides)
     if recipe.task != args.task:
         raise ConfigError(f"{path}: the recipe trains {recipe.task!r}, but --task is {args.task!r}")
-    summary = train_teacher(recipe, args.out, resume=args.resume, device=args.device, progress=args.progress)
+    summary = train_teacher(
+        recipe,
+        args.out,
+        resume=args.resume,
+        device=args.device,
+        progress=args.progress,
+        resume_anyway=args.resume_anyway,
+    )
     if not summary.get("generator"):  # not the main process of a torchrun job
         return 0
     if args.json:

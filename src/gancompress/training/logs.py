@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..utils.files import atomic_write_bytes, atomic_write_text
+from ..utils.files import atomic_write_bytes, atomic_write_text, storage_error
 
 
 class CsvLog:
@@ -35,8 +35,11 @@ class CsvLog:
         if new:
             self._flush()
         else:
-            with self.path.open("a", newline="") as fh:
-                csv.DictWriter(fh, self.fields).writerow(self.rows[-1])
+            try:
+                with self.path.open("a", newline="") as fh:
+                    csv.DictWriter(fh, self.fields).writerow(self.rows[-1])
+            except OSError as exc:  # a full or read-only disk: named, like every other writer
+                raise storage_error(exc, self.path) from None
 
     def _flush(self) -> None:
         buf = io.StringIO()

@@ -159,6 +159,7 @@ def train_teacher(
     resume: bool = True,
     device: str = "cpu",
     progress: bool = True,
+    resume_anyway: bool = False,
 ) -> dict[str, Any]:
     """Train the teacher ``recipe`` describes into ``out_dir`` (resumable); returns the run's summary.
 
@@ -167,8 +168,14 @@ def train_teacher(
         >>> summary["eval"]["psnr"]
     """
     threads = torch.get_num_threads()
+    # -- run directory: lock and recipe fingerprint, before config.yaml is rewritten (utils/rundir.py) --
+    from ..utils.rundir import RunDir
+
+    run_dir = RunDir(out_dir, {"recipe": to_dict(recipe)}, resume=resume, resume_anyway=resume_anyway)
+    # -- end run directory --
     try:
-        return _train_teacher(recipe, Path(out_dir), resume=resume, device=device, progress=progress)
+        with run_dir:
+            return _train_teacher(recipe, Path(out_dir), resume=resume, device=device, progress=progress)
     finally:
         torch.set_num_threads(threads)  # train.threads holds for this run, not for the caller's process
 

