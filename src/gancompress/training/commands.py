@@ -38,6 +38,18 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device", default="cpu", help="cpu, cuda, cuda:1 (under torchrun: each process takes LOCAL_RANK)"
     )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="training precision: bf16 autocast (CPU or CUDA), fp16 with loss scaling (CUDA); "
+        "same as --set train.precision=P (default: the recipe's, fp32)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the generator and discriminator (same as --set train.compile=true)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -53,6 +65,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"data.root={args.data}")
     if args.steps is not None:
         overrides.append(f"train.max_steps={args.steps}")
+    if args.precision is not None:
+        overrides.append(f"train.precision={args.precision}")
+    if args.compile:
+        overrides.append("train.compile=true")
     path = args.recipe or default_recipe_path(args.task)
     recipe = load_train_recipe(path, overrides)
     if recipe.task != args.task:
