@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,28 +162,23 @@ def fit(
     resumed_from = _resume(state, checkpointer) if resume else None
     if sample_batch is None and num_samples > 0:
         sample_batch = default_sample_batch(dataset, num_samples, seed)
-    hooks: list[Callback] = []
-    if ctx.is_main:
-        hooks.append(CsvLogger(run_dir / "logs" / "train.csv"))
-        board = TensorBoardLogger(run_dir / "logs" / "tensorboard") if tensorboard else None
-        hooks += [board] if board is not None else []
-        if sample_batch is not None:
-            hooks.append(SampleGrids(sample_batch, sample_every or checkpoint_every, board))
-    hooks += [checkpointer, guard]
+    every = sample_every or checkpoint_every
+    hooks = [*_loggers(run_dir, ctx, sample_batch, every, tensorboard), checkpointer, guard]
     if ctx.is_main and progress:
-        hooks.append(ProgressBar(stage))
+        hooks.append(ProgressBar(stage))  # last: the bar counts a step once everything else is done
 
     def step_fn(batch: Any) -> tuple[dict[str, float], bool]:
         return _train_step(state, batch, step_optimizers, prec, channels_last)
 
     loader_args = (dataset, batch_size, num_workers, seed, ctx, dev)
-    start_step, t_start = state.step, time.perf_counter()
+    start_step = state.step
     try:
         for cb in hooks:
             cb.on_fit_start(state)
         D.barrier(ctx)
         for cb in callbacks:
             cb.on_fit_start(state)
+        t_start = time.perf_counter()
         last_logs = _train(state, loader_args, step_fn, hooks, callbacks, guard, log_every)
     finally:
         for cb in [*hooks, *callbacks]:
@@ -239,6 +234,21 @@ def _build_state(
     return state, prec.wrap(outer, optimizers)
 
 
+def _loggers(
+    run_dir: Path, ctx: D.DistContext, sample_batch: Any, sample_every: int, tensorboard: bool
+) -> list[Callback]:
+    """What rank 0 writes besides checkpoints: the CSV log, TensorBoard and the sample grids."""
+    if not ctx.is_main:
+        return []
+    hooks: list[Callback] = [CsvLogger(run_dir / "logs" / "train.csv")]
+    board = TensorBoardLogger(run_dir / "logs" / "tensorboard") if tensorboard else None
+    if board is not None:
+        hooks.append(board)
+    if sample_batch is not None:
+        hooks.append(SampleGrids(sample_batch, sample_every, board))
+    return hooks
+
+
 def _compile(task: Any) -> None:
     # In place (nn.Module.compile): the state dict keeps its keys, so checkpoints are unchanged.
     for getter in ("generator", "discriminator"):
@@ -260,7 +270,15 @@ def _resume(state: TrainState, checkpointer: Checkpointer) -> str | None:
     return str(path)
 
 
-def _train(state, loader_args, step_fn, hooks, callbacks, guard, log_every) -> dict[str, float]:
+def _train(
+    state: TrainState,
+    loader_args: tuple,
+    step_fn: Callable[[Any], tuple[dict[str, float], bool]],
+    hooks: Sequence[Callback],
+    callbacks: Sequence[Callback],
+    guard: NonFiniteGuard,
+    log_every: int,
+) -> dict[str, float]:
     """Epochs of steps until ``max_steps``; a non-finite step hands over to ``guard`` (raise or roll back)."""
     dataset, batch_size, num_workers, seed, ctx, dev = loader_args
     global_batch = batch_size * ctx.world_size
@@ -333,7 +351,14 @@ def _row(state: TrainState, logs: dict[str, float], ips: float) -> dict[str, Any
     return {"step": state.step, **{k: float(v) for k, v in logs.items()}, **lrs, "images_per_s": ips}
 
 
-def _result(state, start_step, resumed_from, wall, global_batch, last_logs) -> dict[str, Any]:
+def _result(
+    state: TrainState,
+    start_step: int,
+    resumed_from: str | None,
+    wall: float,
+    global_batch: int,
+    last_logs: dict[str, float],
+) -> dict[str, Any]:
     trained = state.step - start_step
     return {
         "run_dir": str(state.run_dir),
