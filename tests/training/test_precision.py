@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from test_tasks import TINY, _data, recipe
 
 from gancompress.errors import ConfigError
-from gancompress.training import Callback, fit, list_checkpoints
+from gancompress.training import Callback, fit, list_checkpoints, load_checkpoint
 from gancompress.training.tasks import build_task
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -150,8 +150,34 @@ def test_fp16_on_cuda_scales_the_loss_and_resumes_exactly(tmp_path):
     assert "grad_scaler" in meta["state"]
 
 
-@CUDA
-def test_fp16_refuses_a_task_that_does_not_scale_its_loss(tmp_path):
+@pytest.fixture
+def fp16_on_cpu(monkeypatch):
+    """The fp16 machinery (autocast to float16, GradScaler) on the CPU, which fit() refuses to users:
+    it lets the suite test loss scaling and its checkpoints without a GPU."""
+    from gancompress.training import loop
+    from gancompress.training.precision import Precision
+
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: Precision(name, torch.device(device)))
+
+
+def test_fp16_loss_scaling_adapts_and_its_state_resumes_exactly(fp16_on_cpu, tmp_path):
+    kw = dict(TASK_KW, precision="fp16", max_steps=6)
+    straight = fit(_teacher("pix2pix"), _data("pix2pix"), tmp_path / "straight", **kw)
+    assert all(torch.isfinite(torch.tensor(v)) for v in straight["logs"].values())
+    state = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step_0000006").state
+    assert 0 < state["grad_scaler"]["scale"] < 65536.0  # it started at 2**16, came down on overflowing steps
+    with pytest.raises(KeyboardInterrupt):
+        fit(_teacher("pix2pix"), _data("pix2pix"), tmp_path / "resumed", callbacks=[StopAt(3)], **kw)
+    fit(_teacher("pix2pix"), _data("pix2pix"), tmp_path / "resumed", **kw)
+    assert _same(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "step_0000006").state
+    assert resumed["grad_scaler"] == state["grad_scaler"]
+    # fp32 checkpoints keep their layout: no grad_scaler entry
+    fit(_teacher("pix2pix"), _data("pix2pix"), tmp_path / "fp32", **dict(TASK_KW, max_steps=1))
+    assert "grad_scaler" not in load_checkpoint(tmp_path / "fp32" / "checkpoints" / "step_0000001").state
+
+
+def test_fp16_refuses_a_task_that_calls_backward_itself(fp16_on_cpu, tmp_path):
     # TinyTask calls loss.backward() itself: its unscaled gradients must not be silently unscaled again.
-    with pytest.raises(ConfigError, match="precision fp16.*backward"):
-        fit(make_task(), NoisyPairs(), tmp_path, device="cuda", precision="fp16", **FIT_KW)
+    with pytest.raises(ConfigError, match=r"precision fp16: this Task calls loss.backward\(\) itself"):
+        fit(make_task(), NoisyPairs(), tmp_path, precision="fp16", **FIT_KW)

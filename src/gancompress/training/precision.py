@@ -46,6 +46,7 @@ class Precision:
         self.dtype = _DTYPES.get(name)
         self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
         self.scaled_backward = False  # set by a wrapper's backward(), cleared before each step
+        self.stepped = False  # an optimizer stepped through the scaler in this training step
 
     @property
     def enabled(self) -> bool:
@@ -67,10 +68,12 @@ class Precision:
         return {k: ScaledOptimizer(raw[k], optimizers[k], self) for k in optimizers}
 
     def begin_step(self) -> None:
-        self.scaled_backward = False
+        self.scaled_backward = self.stepped = False
 
     def end_step(self) -> None:
-        if self.scaler is not None:
+        # The scale adapts once per training step, after every optimizer's step (update() refuses
+        # to run when no optimizer stepped through the scaler).
+        if self.scaler is not None and self.stepped:
             self.scaler.update()
 
     def state_dict(self) -> dict[str, Any] | None:
@@ -112,6 +115,7 @@ class ScaledOptimizer:
         if average is not None:
             average()
         assert self.precision.scaler is not None
+        self.precision.stepped = True
         return self.precision.scaler.step(self.optimizer)
 
 
@@ -120,9 +124,10 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     if name not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     if name == "fp16" and device.type != "cuda":
+        # CPUs have no fast fp16 arithmetic, and bf16 gives the same memory saving without loss scaling.
         raise ConfigError(
-            f"precision fp16 needs a CUDA device (its loss scaling, torch.amp.GradScaler, is CUDA-only "
-            f"here); the device is {device}: use precision bf16 (or fp32) on {device.type}"
+            f"precision fp16 needs a CUDA device (fp16 with loss scaling is the GPU path); the device is "
+            f"{device}: use precision bf16 (or fp32) on {device.type}"
         )
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"precision bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16")
