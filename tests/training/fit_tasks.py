@@ -130,6 +130,58 @@ def ddp_worker(rank: int, world_size: int, port: int, run_dir: str, plain: bool)
     torch.distributed.destroy_process_group()
 
 
+def distill_task(seed: int = 0) -> nn.Module:
+    """Fast GAN Compression's supernet stage at tiny size: instance norms, no dropout, so per-sample
+    gradients average exactly across processes. The frozen teacher is the same on every rank (it is
+    not part of the state the loop broadcasts); the trained networks start from ``seed``."""
+    from gancompress.methods.gan_compression.distill import DistillTask, FeatureAdapters, default_points
+    from gancompress.methods.gan_compression.recipe import LossConfig, StageConfig
+    from gancompress.methods.gan_compression.search_space import SearchSpace
+    from gancompress.methods.gan_compression.supernet import ArchSampler, build_supernet
+    from gancompress.models import create_discriminator, create_generator
+
+    torch.manual_seed(0)
+    teacher = create_generator("resnet", base_width=8, num_blocks=3)
+    space = SearchSpace.for_generator(teacher, {"*": [1.0, 0.5]})
+    torch.manual_seed(seed)
+    student = build_supernet(teacher, space)
+    pts = default_points(teacher)
+    adapters = FeatureAdapters(
+        {p: student.feature_channels()[p] for p in pts}, {p: teacher.feature_channels()[p] for p in pts}
+    )
+    disc = create_discriminator("patchgan", in_channels=6, base_width=4, num_layers=2, norm="instance")
+    stage = StageConfig(lr_g=1e-3, lr_d=1e-3)
+    return DistillTask(
+        student, teacher, disc, adapters, LossConfig(), stage, ArchSampler(space, "uniform", 0)
+    )
+
+
+DISTILL_KW = dict(
+    max_steps=6, decay_from=3, checkpoint_every=3, log_every=1, progress=False, tensorboard=False
+)
+
+
+def distill_worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
+    """One process of the 2-process supernet-stage test: saves its final weights as rank{r}.safetensors."""
+    import os
+
+    from safetensors.torch import save_file
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    task = distill_task(seed=rank + 1)  # rank 1 starts elsewhere: the loop must broadcast rank 0's
+    fit(task, NoisyPairs(n=8, size=16), run_dir, batch_size=1, num_samples=0, **DISTILL_KW)
+    state = {k: v.contiguous() for k, v in task.state_dict().items()}
+    save_file(state, str(Path(run_dir) / f"rank{rank}.safetensors"))
+    torch.distributed.destroy_process_group()
+
+
 if __name__ == "__main__":
     # python fit_tasks.py RUN_DIR: the run a test kills with SIGKILL and resumes.
     run_dir = Path(sys.argv[1])

@@ -197,3 +197,34 @@ def test_every_shipped_recipe_loads():
     for task in ("pix2pix", "cyclegan"):
         assert default_recipe_path(task).is_file()
     assert set(TASKS) == {"pix2pix", "cyclegan", "gaugan", "munit"}
+
+
+def test_train_precision_flag_reaches_the_recipe_and_fp16_is_refused_on_cpu(tmp_path, paired_root, capsys):
+    base = [
+        "train",
+        "--task",
+        "pix2pix",
+        "--data",
+        str(paired_root),
+        "--recipe",
+        str(_recipe(tmp_path, "pix2pix")),
+    ]
+    out = tmp_path / "bf16"
+    assert main([*base, "--out", str(out), "--precision", "bf16", "--steps", "2", "--no-progress"]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["precision"] == "bf16"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["precision"] == "bf16" and np.isfinite(summary["eval"]["psnr"])
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "fp16"), "--precision", "fp16", "--no-progress"]) == 2
+    assert "precision fp16 needs a CUDA device" in capsys.readouterr().err
+
+
+def test_teacher_tasks_are_registered_and_the_registry_names_the_known_ones():
+    from gancompress.errors import ConfigError
+    from gancompress.training.tasks import TASK_FAMILIES, TEACHER_TASKS
+
+    assert TEACHER_TASKS.list() == ["cyclegan", "gaugan", "munit", "pix2pix"]
+    assert TASK_FAMILIES["pix2pix"] == ("resnet", "unet") and TASK_FAMILIES["gaugan"] == ("spade",)
+    assert TEACHER_TASKS.get("pix2pix").conditional and not TEACHER_TASKS.get("cyclegan").conditional
+    with pytest.raises(ConfigError, match="unknown teacher task 'pix3pix'; known: cyclegan, gaugan"):
+        TEACHER_TASKS.get("pix3pix")

@@ -8,11 +8,16 @@ Example:
 from .callbacks import Callback, TrainState
 from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from .loop import NonFiniteLossError, fit, linear_decay
+from .precision import PRECISIONS, backward
+from .task import Task
 
 __all__ = [
     "Callback",
     "NonFiniteLossError",
+    "PRECISIONS",
+    "Task",
     "TrainState",
+    "backward",
     "fit",
     "latest_checkpoint",
     "linear_decay",

@@ -55,11 +55,21 @@ class Callback:
     def on_step_end(self, state: TrainState, logs: dict[str, float]) -> None:
         """After each optimisation step (``state.step`` already counts it) and its LR-scheduler step."""
 
+    def on_log(self, state: TrainState, logs: dict[str, float], row: dict[str, float]) -> None:
+        """Every ``log_every`` steps and at the last one: ``row`` is the logged line (step, losses,
+        ``lr_<optimizer>``, ``images_per_s``), on rank 0 only."""
+
     def on_checkpoint(self, state: TrainState, path: Path) -> None:
         """After a checkpoint is written (rank 0 only)."""
 
+    def on_rollback(self, state: TrainState) -> None:
+        """After a non-finite loss rolled the run back (``state.step`` is the checkpoint's step)."""
+
     def on_fit_end(self, state: TrainState, result: dict[str, Any]) -> None:
         """When training has reached ``max_steps``."""
+
+    def on_teardown(self, state: TrainState) -> None:
+        """When :func:`fit` leaves, finished or not (close files and progress bars here)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -50,6 +50,18 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     device_option(p)
     threads_option(p)
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="training precision: bf16 autocast (CPU or CUDA), fp16 with loss scaling (CUDA); "
+        "same as --set train.precision=P (default: the recipe's, fp32)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the generator and discriminator (same as --set train.compile=true)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     json_option(p)
     p.set_defaults(func=cmd_train)
@@ -68,6 +80,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.max_steps={args.steps}")
     if args.threads is not None:  # an explicit --threads wins over the recipe's train.threads
         overrides.append(f"train.threads={args.threads}")
+    if args.precision is not None:
+        overrides.append(f"train.precision={args.precision}")
+    if args.compile:
+        overrides.append("train.compile=true")
     path = args.recipe or default_recipe_path(args.task)
     recipe = load_train_recipe(path, overrides)
     if recipe.task != args.task:

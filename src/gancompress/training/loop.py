@@ -1,10 +1,11 @@
 """The one training loop: every teacher and every compression method trains through :func:`fit`.
 
-A Task (see ``methods/gan_compression/distill.py:DistillTask``) is an ``nn.Module`` owning its
+A Task (the :class:`~gancompress.training.task.Task` protocol) is an ``nn.Module`` owning its
 trained networks, with ``configure_optimizers()``, ``training_step(batch, step, optimizers)``,
-``sample(batch)`` and ``generator()``. The loop owns everything around the step: data order, the
-learning-rate schedule, checkpoints and exact resume, logs, sample grids, non-finite detection and
-data-parallel scale-out.
+``sample(batch)`` and ``generator()``. The loop owns the data order, the learning-rate schedule, the
+precision and data-parallel scale-out; everything else it does at a step's end is a callback
+(``training/hooks.py``): logs, sample grids, checkpoints with exact resume, non-finite rollback and
+the progress bar.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,27 +22,28 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
-from ..errors import ConfigError, GanCompressError
+from ..errors import ConfigError
 from . import distributed as D
 from .callbacks import Callback, TrainState
-from .checkpoint import (
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    load_model_state,
-    prune_checkpoints,
-    save_checkpoint,
-    step_dir,
+from .checkpoint import latest_checkpoint, list_checkpoints
+from .hooks import (
+    Checkpointer,
+    CsvLogger,
+    NonFiniteGuard,
+    NonFiniteLossError,
+    ProgressBar,
+    SampleGrids,
+    TensorBoardLogger,
+    announce_resume,
 )
-from .logs import CsvLog, save_grid
+from .precision import Precision, resolve_precision
 from .sampler import PositionedDataset, SeededSampler
-from .state import preserved_rng, rng_state, seed_everything, set_rng_state
+from .state import preserved_rng, seed_everything
+from .task import Task, check_task
 
 NonFinitePolicy = Literal["stop", "rollback"]
 
-
-class NonFiniteLossError(GanCompressError):
-    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+__all__ = ["NonFiniteLossError", "default_sample_batch", "fit", "linear_decay"]
 
 
 def linear_decay(max_steps: int, decay_from: int | None):
@@ -71,7 +73,13 @@ def default_sample_batch(dataset: Dataset, count: int, seed: int) -> Any:
 
 
 def _check_args(
-    batch_size: int, max_steps: int, decay_from: int | None, checkpoint_every: int, keep_last: int
+    batch_size: int,
+    max_steps: int,
+    decay_from: int | None,
+    checkpoint_every: int,
+    keep_last: int,
+    on_nonfinite: str,
+    lr_drop: float,
 ):
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -84,10 +92,14 @@ def _check_args(
         raise ConfigError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     if keep_last < 1:
         raise ConfigError(f"keep_last must be at least 1, got {keep_last}")
+    if on_nonfinite not in ("stop", "rollback"):
+        raise ConfigError(f"on_nonfinite must be 'stop' or 'rollback', got {on_nonfinite!r}")
+    if not 0 < lr_drop < 1:
+        raise ConfigError(f"lr_drop must lie in (0, 1), got {lr_drop}")
 
 
 def fit(
-    task: nn.Module,
+    task: Task,
     dataset: Dataset,
     run_dir: str | Path,
     *,
@@ -111,6 +123,9 @@ def fit(
     progress: bool = True,
     tensorboard: bool = True,
     precision: str = "fp32",
+    stage: str | None = None,
+    channels_last: bool | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Train ``task`` on ``dataset`` for ``max_steps`` optimisation steps; resumable from ``run_dir``.
 
@@ -118,37 +133,91 @@ def fit(
     The learning rate of every optimizer is constant until ``decay_from``, then decays linearly to
     zero at ``max_steps``. Checkpoints go to ``run_dir/checkpoints`` every ``checkpoint_every`` steps
     and at the end (the newest ``keep_last`` are kept); with ``resume`` the newest complete one is
-    loaded and training continues exactly as if never interrupted. A NaN or infinite loss stops the
-    run (``on_nonfinite="stop"``) or rolls back to the last checkpoint with the learning rates times
-    ``lr_drop`` (``"rollback"``, at most ``max_rollbacks`` times).
+    loaded ("resuming from step N" on stderr) and training continues exactly as if never interrupted.
+    A NaN or infinite loss stops the run (``on_nonfinite="stop"``) or rolls back to the last
+    checkpoint with the learning rates times ``lr_drop`` (``"rollback"``, at most ``max_rollbacks``
+    times). ``precision`` is ``fp32``, ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA, with loss scaling):
+    see :mod:`gancompress.training.precision`. ``stage`` names the progress bar (``"supernet 1/4"``);
+    ``channels_last`` (default: on CUDA) trains in the channels-last memory format; ``compile``
+    compiles the Task's generator and discriminator with ``torch.compile``.
 
     Example:
         >>> result = fit(task, train_set, "runs/teacher", batch_size=1, max_steps=20000, decay_from=10000)
         >>> result["step"], result["last_checkpoint"]
     """
-    _check_args(batch_size, max_steps, decay_from, checkpoint_every, keep_last)
-    if precision != "fp32":
-        raise ConfigError(f"precision {precision!r} is not supported by this training loop; use fp32")
-    if on_nonfinite not in ("stop", "rollback"):
-        raise ConfigError(f"on_nonfinite must be 'stop' or 'rollback', got {on_nonfinite!r}")
-    if not 0 < lr_drop < 1:
-        raise ConfigError(f"lr_drop must lie in (0, 1), got {lr_drop}")
+    _check_args(batch_size, max_steps, decay_from, checkpoint_every, keep_last, on_nonfinite, lr_drop)
+    check_task(task)
     run_dir = Path(run_dir)
-    ckpt_root = run_dir / "checkpoints"
     ctx, dev = D.setup(str(device))
-    sample_every = sample_every or checkpoint_every
+    prec = resolve_precision(precision, dev)
+    _prepare_run_dir(run_dir, resume, ctx)
+    channels_last = dev.type == "cuda" if channels_last is None else channels_last
+    state, step_optimizers = _build_state(task, run_dir, max_steps, decay_from, dev, ctx, prec, channels_last)
+    if compile:
+        _compile(task)
+    checkpointer = Checkpointer(run_dir / "checkpoints", checkpoint_every, keep_last, callbacks, prec)
+    guard = NonFiniteGuard(on_nonfinite, lr_drop, max_rollbacks, checkpointer)
 
+    seed_everything(seed)
+    resumed_from = _resume(state, checkpointer) if resume else None
+    if sample_batch is None and num_samples > 0:
+        sample_batch = default_sample_batch(dataset, num_samples, seed)
+    every = sample_every or checkpoint_every
+    hooks = [*_loggers(run_dir, ctx, sample_batch, every, tensorboard), checkpointer, guard]
+    if ctx.is_main and progress:
+        hooks.append(ProgressBar(stage))  # last: the bar counts a step once everything else is done
+
+    def step_fn(batch: Any) -> tuple[dict[str, float], bool]:
+        return _train_step(state, batch, step_optimizers, prec, channels_last)
+
+    loader_args = (dataset, batch_size, num_workers, seed, ctx, dev)
+    start_step = state.step
+    try:
+        for cb in hooks:
+            cb.on_fit_start(state)
+        D.barrier(ctx)
+        for cb in callbacks:
+            cb.on_fit_start(state)
+        t_start = time.perf_counter()
+        last_logs = _train(state, loader_args, step_fn, hooks, callbacks, guard, log_every)
+    finally:
+        for cb in [*hooks, *callbacks]:
+            cb.on_teardown(state)
+    checkpointer.finish(state)
+    wall = time.perf_counter() - t_start
+    result = _result(state, start_step, resumed_from, wall, batch_size * ctx.world_size, last_logs)
+    for cb in callbacks:
+        cb.on_fit_end(state, result)
+    return result
+
+
+# -- pieces ---------------------------------------------------------------------------------------
+def _prepare_run_dir(run_dir: Path, resume: bool, ctx: D.DistContext) -> None:
     if ctx.is_main:
         from ..utils.files import check_writable
 
         check_writable(run_dir)
         if not resume:
             # A fresh run must never later resume from an older run's checkpoints in the same folder.
-            for _, old in list_checkpoints(ckpt_root):
+            for _, old in list_checkpoints(run_dir / "checkpoints"):
                 shutil.rmtree(old, ignore_errors=True)
     D.barrier(ctx)
 
+
+def _build_state(
+    task: Any,
+    run_dir: Path,
+    max_steps: int,
+    decay_from: int | None,
+    dev: torch.device,
+    ctx: D.DistContext,
+    prec: Precision,
+    channels_last: bool,
+) -> tuple[TrainState, Mapping[str, Any]]:
+    """The Task on its device, its optimizers and LR schedules, and the optimizers a step gets."""
     task.to(dev)
+    if channels_last:
+        task.to(memory_format=torch.channels_last)
     if ctx.enabled:
         D.broadcast_module(task)
     optimizers = dict(task.configure_optimizers())
@@ -156,145 +225,157 @@ def fit(
         raise ConfigError(f"{type(task).__name__}.configure_optimizers() returned no optimizer")
     factor = linear_decay(max_steps, decay_from)
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in optimizers.items()}
-    step_optimizers: Mapping[str, Any] = (
+    outer: Mapping[str, Any] = (
         {k: D.GradientAveragingOptimizer(o, ctx.world_size) for k, o in optimizers.items()}
         if ctx.enabled
         else optimizers
     )
     state = TrainState(task, optimizers, schedulers, run_dir, max_steps, dev, ctx)
+    return state, prec.wrap(outer, optimizers)
 
-    seed_everything(seed)
-    resumed_from = None
-    if resume:
-        path = latest_checkpoint(ckpt_root)
-        if path is not None:
-            _restore(state, path, callbacks)
-            resumed_from = str(path)
-            state.last_checkpoint = path
-    if sample_batch is None and num_samples > 0:
-        sample_batch = default_sample_batch(dataset, num_samples, seed)
 
-    writer = None
-    csv_log = None
-    if ctx.is_main:
-        csv_log = CsvLog(run_dir / "logs" / "train.csv", state.step)
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+def _loggers(
+    run_dir: Path, ctx: D.DistContext, sample_batch: Any, sample_every: int, tensorboard: bool
+) -> list[Callback]:
+    """What rank 0 writes besides checkpoints: the CSV log, TensorBoard and the sample grids."""
+    if not ctx.is_main:
+        return []
+    hooks: list[Callback] = [CsvLogger(run_dir / "logs" / "train.csv")]
+    board = TensorBoardLogger(run_dir / "logs" / "tensorboard") if tensorboard else None
+    if board is not None:
+        hooks.append(board)
+    if sample_batch is not None:
+        hooks.append(SampleGrids(sample_batch, sample_every, board))
+    return hooks
 
-            writer = SummaryWriter(str(run_dir / "logs" / "tensorboard"), purge_step=state.step)
-    if on_nonfinite == "rollback" and state.last_checkpoint is None:
-        _checkpoint(state, ckpt_root, keep_last, callbacks)  # something to roll back to
-    D.barrier(ctx)
-    for cb in callbacks:
-        cb.on_fit_start(state)
 
+def _compile(task: Any) -> None:
+    # In place (nn.Module.compile): the state dict keeps its keys, so checkpoints are unchanged.
+    for getter in ("generator", "discriminator"):
+        try:
+            net = getattr(task, getter)() if callable(getattr(task, getter, None)) else None
+        except NotImplementedError:
+            net = None
+        if isinstance(net, nn.Module):
+            net.compile()
+
+
+def _resume(state: TrainState, checkpointer: Checkpointer) -> str | None:
+    path = latest_checkpoint(checkpointer.root)
+    if path is None:
+        return None
+    checkpointer.restore(state, path)
+    state.last_checkpoint = path
+    announce_resume(state, path)
+    return str(path)
+
+
+def _train(
+    state: TrainState,
+    loader_args: tuple,
+    step_fn: Callable[[Any], tuple[dict[str, float], bool]],
+    hooks: Sequence[Callback],
+    callbacks: Sequence[Callback],
+    guard: NonFiniteGuard,
+    log_every: int,
+) -> dict[str, float]:
+    """Epochs of steps until ``max_steps``; a non-finite step hands over to ``guard`` (raise or roll back)."""
+    dataset, batch_size, num_workers, seed, ctx, dev = loader_args
     global_batch = batch_size * ctx.world_size
-    start_step = state.step
-    rollbacks = 0
     last_logs: dict[str, float] = {}
-    t_start = time.perf_counter()
-    bar = None
-    if ctx.is_main and progress and state.step < max_steps:
-        from tqdm.auto import tqdm
+    while state.step < state.max_steps:
+        loader = _loader(dataset, batch_size, num_workers, seed, state.step, state.max_steps, ctx, dev)
+        window_t, window_steps = time.perf_counter(), 0
+        failed = None
+        for batch in loader:
+            logs, finite = step_fn(batch)
+            if not finite:
+                failed = logs
+                break
+            state.step += 1
+            window_steps += 1
+            last_logs = logs
+            for cb in callbacks:
+                cb.on_step_end(state, logs)
+            if ctx.is_main and (state.step % log_every == 0 or state.step == state.max_steps):
+                ips = global_batch * window_steps / max(time.perf_counter() - window_t, 1e-9)
+                row = _row(state, logs, ips)
+                for cb in [*hooks, *callbacks]:
+                    cb.on_log(state, logs, row)
+                window_t, window_steps = time.perf_counter(), 0
+            for cb in hooks:
+                cb.on_step_end(state, logs)
+        if failed is not None:
+            guard.recover(state, failed)
+            for cb in [*hooks, *callbacks]:
+                cb.on_rollback(state)
+    return last_logs
 
-        bar = tqdm(total=max_steps, initial=state.step, unit="step", dynamic_ncols=True, mininterval=1.0)
-    try:
-        while state.step < max_steps:
-            loader = _loader(dataset, batch_size, num_workers, seed, state.step, max_steps, ctx, dev)
-            window_t, window_steps = time.perf_counter(), 0
-            diverged = False
-            for batch in loader:
-                step = state.step
-                task.train()
-                logs = dict(task.training_step(batch, step, step_optimizers))
-                finite = all(math.isfinite(float(v)) for v in logs.values())
-                if not D.all_true(finite, ctx, dev):
-                    diverged = True
-                    break
-                for s in schedulers.values():
-                    s.step()
-                if ctx.enabled:
-                    D.broadcast_module(task, buffers_only=True)
-                state.step = step + 1
-                window_steps += 1
-                last_logs = logs
-                for cb in callbacks:
-                    cb.on_step_end(state, logs)
-                if state.step % log_every == 0 or state.step == max_steps:
-                    elapsed = time.perf_counter() - window_t
-                    ips = global_batch * window_steps / max(elapsed, 1e-9)
-                    _log(state, logs, ips, csv_log, writer, bar)
-                    window_t, window_steps = time.perf_counter(), 0
-                if (
-                    ctx.is_main
-                    and sample_batch is not None
-                    and (state.step % sample_every == 0 or state.step == max_steps)
-                ):
-                    _sample(task, sample_batch, run_dir, state.step, writer)
-                if state.step % checkpoint_every == 0 or state.step == max_steps:
-                    _checkpoint(state, ckpt_root, keep_last, callbacks)
-                if bar is not None:
-                    bar.update(1)
-            if not diverged:
-                continue
-            bad = {k: float(v) for k, v in logs.items() if not math.isfinite(float(v))}
-            last = state.last_checkpoint
-            if on_nonfinite == "stop" or last is None or rollbacks >= max_rollbacks:
-                where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-                tried = f" after {rollbacks} rollbacks" if rollbacks else ""
-                hint = "Lower the learning rate"
-                if on_nonfinite == "stop":  # suggest the automatic rollback only to a run not using it
-                    hint += (
-                        ", or set on_nonfinite to rollback to roll back and lower it automatically "
-                        "(--set train.on_nonfinite=rollback; for compress, the stage's, e.g. "
-                        "--set supernet.train.on_nonfinite=rollback)"
-                    )
-                raise NonFiniteLossError(f"non-finite loss at step {step}{tried} ({bad}); {where}. {hint}.")
-            rollbacks += 1
-            target = state.lr_scale * lr_drop  # cumulative over rollbacks, whatever the checkpoint held
-            _restore(state, last, callbacks)
-            _scale_lr(state, target / state.lr_scale)
-            state.lr_scale = target
-            msg = (
-                f"non-finite loss at step {step} ({bad}): rolled back to {last} "
-                f"(step {state.step}) with learning rates x{state.lr_scale:g}"
-            )
-            state.extra.setdefault("rollbacks", []).append(msg)
-            if ctx.is_main:
-                print(msg, flush=True)
-            if bar is not None:
-                bar.n = state.step
-                bar.refresh()
-    finally:
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            writer.close()
 
-    if state.last_checkpoint != step_dir(ckpt_root, state.step):
-        _checkpoint(state, ckpt_root, keep_last, callbacks)
-    wall = time.perf_counter() - t_start
+def _train_step(
+    state: TrainState, batch: Any, optimizers: Mapping[str, Any], prec: Precision, channels_last: bool
+) -> tuple[dict[str, float], bool]:
+    """One ``training_step`` under the run's precision; (logs, whether every loss is finite on every rank)."""
+    if channels_last:
+        batch = _to_device(batch, state.device)
+    state.task.train()
+    prec.begin_step()
+    with prec.autocast():
+        logs = dict(state.task.training_step(batch, state.step, optimizers))
+    prec.end_step()
+    finite = all(math.isfinite(float(v)) for v in logs.values())
+    if not D.all_true(finite, state.ctx, state.device):
+        return logs, False
+    for s in state.schedulers.values():
+        s.step()
+    if state.ctx.enabled:
+        D.broadcast_module(state.task, buffers_only=True)
+    return logs, True
+
+
+def _to_device(batch: Any, dev: torch.device) -> Any:
+    """The batch on ``dev``, image tensors in the channels-last memory format."""
+    if isinstance(batch, torch.Tensor):
+        if batch.dim() == 4 and batch.is_floating_point():
+            return batch.to(dev, non_blocking=True, memory_format=torch.channels_last)
+        return batch.to(dev, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, dev) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(_to_device(v, dev) for v in batch)
+    return batch
+
+
+def _row(state: TrainState, logs: dict[str, float], ips: float) -> dict[str, Any]:
+    lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in state.optimizers.items()}
+    return {"step": state.step, **{k: float(v) for k, v in logs.items()}, **lrs, "images_per_s": ips}
+
+
+def _result(
+    state: TrainState,
+    start_step: int,
+    resumed_from: str | None,
+    wall: float,
+    global_batch: int,
+    last_logs: dict[str, float],
+) -> dict[str, Any]:
     trained = state.step - start_step
-    result = {
-        "run_dir": str(run_dir),
+    return {
+        "run_dir": str(state.run_dir),
         "step": state.step,
         "start_step": start_step,
         "resumed_from": resumed_from,
         "last_checkpoint": str(state.last_checkpoint) if state.last_checkpoint else None,
         "wall_s": wall,
         "images_per_s": global_batch * trained / wall if trained and wall > 0 else None,
-        "world_size": ctx.world_size,
+        "world_size": state.ctx.world_size,
         "global_batch": global_batch,
         "lr_scale": state.lr_scale,
         "rollbacks": state.extra.get("rollbacks", []),
         "logs": last_logs,
     }
-    for cb in callbacks:
-        cb.on_fit_end(state, result)
-    return result
 
 
-# -- pieces ---------------------------------------------------------------------------------------
 def _loader(dataset, batch_size, num_workers, seed, start, max_steps, ctx, dev) -> DataLoader:
     sampler = SeededSampler(len(dataset), batch_size, seed, start, max_steps, ctx.rank, ctx.world_size)
     return DataLoader(
@@ -307,122 +388,3 @@ def _loader(dataset, batch_size, num_workers, seed, start, max_steps, ctx, dev) 
         pin_memory=dev.type == "cuda",
         persistent_workers=False,
     )
-
-
-def _train_state(state: TrainState, callbacks: Sequence[Callback]) -> dict[str, Any]:
-    return {
-        "step": state.step,
-        "optimizers": {k: o.state_dict() for k, o in state.optimizers.items()},
-        "schedulers": {k: s.state_dict() for k, s in state.schedulers.items()},
-        "rng": rng_state(),
-        "lr_scale": state.lr_scale,
-        "world_size": state.ctx.world_size,
-        "callbacks": {cb.name: cb.state_dict() for cb in callbacks},
-    }
-
-
-def _checkpoint(state: TrainState, root: Path, keep_last: int, callbacks: Sequence[Callback]) -> Path:
-    # Rank 0 writes; every rank waits for it and records the same path (all ranks take the same
-    # branches afterwards, e.g. a rollback, so their collective calls stay matched).
-    path = step_dir(root, state.step)
-    if state.ctx.is_main:
-        save_checkpoint(root, state.step, state.task, _train_state(state, callbacks))
-        prune_checkpoints(root, keep_last, protect=(path,))
-        for cb in callbacks:
-            cb.on_checkpoint(state, path)
-    D.barrier(state.ctx)
-    state.last_checkpoint = path
-    return path
-
-
-def _restore(state: TrainState, path: Path, callbacks: Sequence[Callback]) -> None:
-    from ..errors import CheckpointError
-
-    ckpt = load_checkpoint(path)
-    load_model_state(state.task, ckpt.model, str(path / "model.safetensors"))
-    try:
-        _restore_training_state(state, path, ckpt.state, ckpt.step, callbacks)
-    except CheckpointError:
-        raise
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        IndexError,
-        RuntimeError,
-        ArithmeticError,
-    ) as exc:
-        # A damaged or foreign state.json: name the file rather than fail deep inside torch or random.
-        raise CheckpointError(
-            f"{path / 'state.json'} does not fit this run ({type(exc).__name__}: {exc})"
-        ) from None
-
-
-def _restore_training_state(
-    state: TrainState, path: Path, saved: dict[str, Any], step: int, callbacks: Sequence[Callback]
-) -> None:
-    from ..errors import CheckpointError
-
-    missing = sorted(set(state.optimizers) ^ set(saved.get("optimizers", {})))
-    if missing:
-        raise CheckpointError(f"{path}: optimizers {missing} differ between the checkpoint and this task")
-    for k, o in state.optimizers.items():
-        try:
-            o.load_state_dict(saved["optimizers"][k])
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: optimizer {k!r} does not fit this task ({exc})") from None
-    for k, s in state.schedulers.items():
-        s.load_state_dict(saved["schedulers"][k])
-        # The schedule's length may have changed since (a longer run): recompute from the new lambda.
-    set_rng_state(saved["rng"])
-    state.step = step
-    state.lr_scale = float(saved.get("lr_scale", 1.0))
-    for cb in callbacks:
-        if cb.name in saved.get("callbacks", {}):
-            cb.load_state_dict(saved["callbacks"][cb.name])
-    if int(saved.get("world_size", 1)) != state.ctx.world_size and state.ctx.is_main:
-        print(
-            f"note: {path} was written with {saved.get('world_size')} processes, resuming with "
-            f"{state.ctx.world_size}: the data order from here on differs from the original run",
-            flush=True,
-        )
-
-
-def _scale_lr(state: TrainState, factor: float) -> None:
-    for k, s in state.schedulers.items():
-        s.base_lrs = [lr * factor for lr in s.base_lrs]
-        for group in state.optimizers[k].param_groups:
-            group["lr"] *= factor
-            if "initial_lr" in group:
-                group["initial_lr"] *= factor
-
-
-def _log(state: TrainState, logs, ips: float, csv_log, writer, bar) -> None:
-    if not state.ctx.is_main:
-        return
-    lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in state.optimizers.items()}
-    row = {"step": state.step, **{k: float(v) for k, v in logs.items()}, **lrs, "images_per_s": ips}
-    if csv_log is not None:
-        csv_log.write(row)
-    if writer is not None:
-        for k, v in row.items():
-            if k != "step":
-                writer.add_scalar(f"train/{k}", v, state.step)
-    if bar is not None:
-        short = {k.removeprefix("loss_"): f"{float(v):.3g}" for k, v in logs.items()}
-        bar.set_postfix(short | {"img/s": f"{ips:.1f}"}, refresh=False)
-
-
-def _sample(task: nn.Module, batch: Any, run_dir: Path, step: int, writer) -> None:
-    # Sampling draws no numbers from the training stream, so the sampling cadence never changes a run.
-    with preserved_rng(), torch.no_grad():
-        images = task.sample(batch)
-    path = save_grid(run_dir / "samples" / f"step_{step:07d}.png", images)
-    save_grid(run_dir / "samples" / "latest.png", images)
-    if writer is not None:
-        import numpy as np
-        from PIL import Image
-
-        arr = np.asarray(Image.open(path).convert("RGB"))
-        writer.add_image("samples", arr, step, dataformats="HWC")

@@ -26,7 +26,9 @@ def as_list(feats: Any) -> list[torch.Tensor]:
 
 
 def _maps(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
-    return list(logits) if isinstance(logits, list | tuple) else [logits]
+    # fp32 logits: under bf16/fp16 autocast the losses (means of squares, exps) stay in full precision.
+    maps = list(logits) if isinstance(logits, list | tuple) else [logits]
+    return [m.float() for m in maps]
 
 
 def discriminator_loss(mode: str, real: Any, fake: Any) -> torch.Tensor:
@@ -75,7 +77,7 @@ def feature_matching_loss(real_feats: Any, fake_feats: Any) -> torch.Tensor:
         real_feats, fake_feats = [real_feats], [fake_feats]
     total = []
     for rs, fs in zip(real_feats, fake_feats):
-        total.append(sum(F.l1_loss(f, r.detach()) for r, f in zip(rs, fs)))
+        total.append(sum(F.l1_loss(f.float(), r.detach().float()) for r, f in zip(rs, fs)))
     return torch.stack(total).mean()
 
 

@@ -130,6 +130,9 @@ class TrainConfig:
     on_nonfinite: Literal["stop", "rollback"] = "stop"
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype (fp16: CUDA, with loss scaling)
+    compile: bool = False  # torch.compile the generator and discriminator
+    channels_last: bool | None = None  # channels-last memory format (None: on CUDA)
 
     def __post_init__(self) -> None:
         _positive("train.batch_size", self.batch_size)

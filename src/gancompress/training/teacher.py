@@ -237,6 +237,10 @@ def _train_teacher(
         keep_last=cfg.keep_last,
         on_nonfinite=cfg.on_nonfinite,
         progress=progress,
+        precision=cfg.precision,
+        compile=cfg.compile,
+        channels_last=cfg.channels_last,
+        stage=f"train {recipe.task}",
     )
     summary: dict[str, Any] = {
         "task": recipe.task,
@@ -248,6 +252,7 @@ def _train_teacher(
         "fit": {k: v for k, v in result.items() if k != "logs"},
         "final_logs": result["logs"],
         "device": str(device),
+        "precision": cfg.precision,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }

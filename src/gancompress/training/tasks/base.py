@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ..recipe import OptimConfig
+from ...models import create_discriminator
+from ...registry import Registry
+from ..recipe import OptimConfig, TrainRecipe
 
 
 def split_batch(batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,8 +54,59 @@ def image_columns(*images: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in cols], dim=3)
 
 
+def f32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in fp32: losses are computed in full precision when the step runs under autocast."""
+    return x.float()
+
+
+def generator_options(recipe: TrainRecipe, in_channels: int, out_channels: int) -> dict[str, Any]:
+    """The generator's constructor options: the recipe's, with the data's channel counts filled in."""
+    opts = dict(recipe.generator.options)
+    if recipe.generator.name == "spade":
+        opts.setdefault("label_channels", in_channels)
+        opts.setdefault("preset", None)
+    else:
+        opts.setdefault("in_channels", in_channels)
+    opts.setdefault("out_channels", out_channels)
+    return opts
+
+
+def build_discriminator(recipe: TrainRecipe, in_channels: int) -> nn.Module:
+    d = recipe.discriminator
+    kwargs: dict[str, Any] = dict(
+        in_channels=in_channels,
+        base_width=d.base_width,
+        num_layers=d.num_layers,
+        norm=d.norm,
+        spectral_norm=d.spectral_norm,
+    )
+    if d.name == "multiscale":
+        kwargs["num_scales"] = d.num_scales
+    return create_discriminator(d.name, **kwargs)
+
+
 class TeacherTask(nn.Module):
-    """Base of the teacher Tasks: ``generator()`` is what gets saved, ``discriminator()`` is saved beside it."""
+    """Base of the teacher Tasks: ``generator()`` is what gets saved, ``discriminator()`` is saved beside it.
+
+    Each task registers itself in :data:`TEACHER_TASKS` under its recipe name, says which generator
+    ``families`` it trains and whether its D is ``conditional`` (judges (input, image) pairs), and
+    builds itself from a recipe with :meth:`from_recipe`.
+    """
+
+    families: ClassVar[tuple[str, ...]] = ()
+    conditional: ClassVar[bool] = False
+
+    @classmethod
+    def from_recipe(
+        cls, recipe: TrainRecipe, in_channels: int, out_channels: int, vgg: nn.Module | None = None
+    ) -> TeacherTask:
+        """The Task with fresh networks for data of ``in_channels`` → ``out_channels``."""
+        raise NotImplementedError
+
+    @classmethod
+    def discriminator_in_channels(cls, in_channels: int, out_channels: int) -> int:
+        # pix2pix and GauGAN judge (input, image) pairs; CycleGAN and MUNIT judge images alone.
+        return in_channels + out_channels if cls.conditional else out_channels
 
     def generator(self) -> nn.Module:
         raise NotImplementedError
@@ -78,3 +131,7 @@ class TeacherTask(nn.Module):
         """Input, ground truth and output side by side."""
         real_in, real_out = (t.to(device_of(self)) for t in split_batch(batch))
         return image_columns(real_in, real_out, self.translate(real_in, real_out))
+
+
+#: recipe name (``task:`` in a training recipe) → TeacherTask class
+TEACHER_TASKS: Registry[type[TeacherTask]] = Registry("teacher task")

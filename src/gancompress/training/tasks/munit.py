@@ -23,11 +23,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...models import create_generator
 from ..losses import discriminator_loss, generator_gan_loss
-from ..recipe import LossConfig, OptimConfig
-from .base import TeacherTask, adam, device_of, image_columns, set_requires_grad, split_batch
+from ..precision import backward
+from ..recipe import LossConfig, OptimConfig, TrainRecipe
+from .base import (
+    TEACHER_TASKS,
+    TeacherTask,
+    adam,
+    build_discriminator,
+    device_of,
+    f32,
+    generator_options,
+    image_columns,
+    set_requires_grad,
+    split_batch,
+)
 
 
+@TEACHER_TASKS.register("munit")
 class MUNITTask(TeacherTask):
     """Train a ``munit`` generator (content of A, style of B) with MUNIT's losses; see the module doc.
 
@@ -36,12 +50,23 @@ class MUNITTask(TeacherTask):
         ...                  LossConfig(gan_mode="lsgan"), OptimConfig(lr_g=1e-4, lr_d=1e-4))
     """
 
+    families = ("munit",)
+    conditional = False
+
     def __init__(
         self, generator: nn.Module, discriminator: nn.Module, loss: LossConfig, optim: OptimConfig
     ) -> None:
         super().__init__()
         self.netG, self.netD = generator, discriminator
         self.loss_cfg, self.optim_cfg = loss, optim
+
+    @classmethod
+    def from_recipe(
+        cls, recipe: TrainRecipe, in_channels: int, out_channels: int, vgg: nn.Module | None = None
+    ) -> MUNITTask:
+        g = create_generator(recipe.generator.name, **generator_options(recipe, in_channels, out_channels))
+        d = build_discriminator(recipe, cls.discriminator_in_channels(in_channels, out_channels))
+        return cls(g, d, recipe.loss, recipe.optim)
 
     def generator(self) -> nn.Module:
         return self.netG
@@ -65,7 +90,7 @@ class MUNITTask(TeacherTask):
         set_requires_grad([self.netD], True)
         optimizers["D"].zero_grad(set_to_none=True)
         loss_d = discriminator_loss(cfg.gan_mode, self.netD(real_b), self.netD(fake_b))
-        loss_d.backward()
+        backward(loss_d, optimizers["D"])
         optimizers["D"].step()
         # G: reconstruction of B, latent reconstruction of the translation, adversarial
         set_requires_grad([self.netD], False)
@@ -78,13 +103,13 @@ class MUNITTask(TeacherTask):
         rec_b = g.decode(content_b, style_b)
         fake_b = g.decode(content_a, style_rand)
         logs = {
-            "loss_x_recon": cfg.image_recon * F.l1_loss(rec_b, real_b),
-            "loss_c_recon": cfg.content_recon * F.l1_loss(g.encode_content(fake_b), content_a),
-            "loss_s_recon": cfg.style_recon * F.l1_loss(g.encode_style(fake_b), style_rand),
+            "loss_x_recon": cfg.image_recon * F.l1_loss(f32(rec_b), real_b),
+            "loss_c_recon": cfg.content_recon * F.l1_loss(f32(g.encode_content(fake_b)), f32(content_a)),
+            "loss_s_recon": cfg.style_recon * F.l1_loss(f32(g.encode_style(fake_b)), style_rand),
             "loss_g_gan": cfg.gan * generator_gan_loss(cfg.gan_mode, self.netD(fake_b)),
         }
         loss_g = sum(logs.values())
-        loss_g.backward()
+        backward(loss_g, optimizers["G"])
         optimizers["G"].step()
         set_requires_grad([self.netD], True)
         logs.update(loss_g=loss_g, loss_d=loss_d)
