@@ -127,13 +127,16 @@ def _file_size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def load_saved(path: str | os.PathLike):
-    """A saved generator directory (or an official ``.pth``) and the method recorded with it."""
+def load_saved(path: str | os.PathLike, overrides: Any = None):
+    """A saved generator directory (or an official ``.pth``) and the method recorded with it.
+
+    ``overrides``: :class:`gancompress.export.resolve.Overrides` for a ``.pth`` (``--norm``, …).
+    """
+    from ..export.resolve import load_generator_arg
     from ..export.saved import read_config
-    from ..methods.commands import load_teacher
 
     path = Path(path)
-    generator = load_teacher(path)
+    generator = load_generator_arg(path, overrides)
     method = None
     if path.is_dir():
         meta = read_config(path).get("meta") or {}
@@ -150,13 +153,15 @@ def run_benchmark(
     *,
     notes: Sequence[str] = (),
     teacher_name: str = "teacher",
+    teacher_overrides: Any = None,
 ) -> dict[str, Any]:
     """Measure the teacher and every student; write ``results.json`` and the report files under ``out``.
 
     Returns the results object: ``{"version", "environment", "data", "options", "rows", "notes"}``.
     ``rows`` is a list with, per model: name, method, family, arch, macs_paper, macs_true, params,
     size_bytes, latency_ms (runtime → median ms, or None where it failed), latency (full latency rows),
-    quality (metric → value) and precision.
+    quality (metric → value) and precision. ``teacher_overrides`` (an ``export.resolve.Overrides``)
+    fixes what a ``.pth`` teacher's file cannot tell.
     """
     from ..export.int8 import calibration_inputs, quantize_onnx_int8
     from ..export.onnx import OrtGenerator, export_onnx
@@ -179,7 +184,7 @@ def run_benchmark(
     models = {teacher_name: Path(teacher), **{k: Path(v) for k, v in students.items()}}
     for name, path in models.items():
         _log(f"{name}: {path}")
-        generator, method = load_saved(path)
+        generator, method = load_saved(path, teacher_overrides if name == teacher_name else None)
         generator.eval()
         method = "teacher" if name == teacher_name else (method or "unknown")
         model_dir = out / "models" / _safe(name)

@@ -40,6 +40,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, help="evaluate on at most this many test images")
     p.add_argument("--no-int8", dest="int8", action="store_false", help="no int8 row per model")
     p.add_argument("--quick", action="store_true", help="few repeats, 32 test images")
+    from ..export.resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser(
@@ -92,7 +95,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         calibration=8 if args.quick else 32,
         int8_rows=args.int8,
     )
-    results = run_benchmark(args.teacher, students, resolve_data(args.data), args.out, options)
+    from ..export.resolve import overrides_from_args
+
+    results = run_benchmark(
+        args.teacher,
+        students,
+        resolve_data(args.data),
+        args.out,
+        options,
+        teacher_overrides=overrides_from_args(args),
+    )
     print((Path(args.out) / "results.md").read_text())
     print(f"report: {Path(args.out) / 'report.html'} ({len(results['rows'])} rows)")
     return 0

@@ -29,7 +29,35 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help=f"comma-separated deploy rewrites ({', '.join(REWRITES)}); '' for none",
     )
     p.add_argument("--opset", type=int, default=17)
+    from .resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import", help="import a .pth generator checkpoint into a saved generator directory (checked)"
+    )
+    p.add_argument("checkpoint", help="latest_net_G.pth (pytorch-CycleGAN-and-pix2pix, gan-compression, …)")
+    p.add_argument("--out", required=True, help="saved generator directory to write")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_checkpoint_options(p)
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..cli import print_json
+    from .resolve import Provenance, import_checkpoint, overrides_from_args
+
+    report = import_checkpoint(args.checkpoint, args.out, overrides_from_args(args))
+    if args.json:
+        print_json(report)
+        return 0
+    fields = {k: report[k] for k in Provenance.__dataclass_fields__}
+    print("\n".join(Provenance(**fields).lines()))
+    print(
+        f"wrote {report['out']}; max |difference| to the checkpoint's own layers {report['max_abs_diff']:.2g}"
+    )
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -42,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     rewrites = tuple(r for r in args.rewrites.split(",") if r)
     if "int8" in args.formats and not args.data:
         raise ConfigError("--formats int8 needs --data: int8 ranges are calibrated on real images")
-    generator = load_teacher(args.model)
+    generator = load_teacher(args.model, args)
     out = Path(args.out)
     written: dict[str, str] = {}
     fp32 = out / "model.onnx"

@@ -38,18 +38,18 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start over instead of resuming")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    from ..export.resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_compress)
 
 
-def load_teacher(path: str | Path):
-    """A saved generator directory, or an official pix2pix/CycleGAN ``.pth`` (read weights-only)."""
-    from ..export.official import import_official_generator
-    from ..export.saved import load_generator
+def load_teacher(path: str | Path, args: argparse.Namespace | None = None, *, train: bool = False):
+    """A saved generator directory, or an official pix2pix/CycleGAN ``.pth`` or a close variant (read
+    weights-only); ``args`` carries the checkpoint overrides (``--norm``, …). See ``export.resolve``."""
+    from ..export.resolve import load_generator_arg
 
-    path = Path(path)
-    if path.suffix == ".pth":
-        return import_official_generator(path)
-    return load_generator(path)
+    return load_generator_arg(path, args, train=train)
 
 
 def resolve_data(spec: str) -> Path:
@@ -73,7 +73,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     if args.bits is not None and args.bits not in (8, 32):
         raise ConfigError(f"--bits must be 8 or 32, got {args.bits}")
-    teacher = load_teacher(args.teacher)
+    teacher = load_teacher(args.teacher, args, train=True)
     data = resolve_data(args.data)
     out = Path(args.out)
     overrides = list(args.overrides)

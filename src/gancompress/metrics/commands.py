@@ -50,6 +50,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, help="image size (default: the dataset's, else 256)")
     p.add_argument("--no-cache", action="store_true", help="recompute real statistics")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    from ..export.resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -66,7 +69,7 @@ class IdentityGenerator(nn.Module):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..data import read_metadata
-    from ..export.saved import load_generator
+    from ..export.resolve import load_generator_arg
     from .evaluate import evaluate_generator
 
     if args.data.startswith("builtin:"):
@@ -75,7 +78,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name, _, variant = args.data.split(":", 1)[1].partition("-")
         args.data = str(ensure_builtin_dataset(name, paired=variant != "unpaired"))
     kind = args.kind or (read_metadata(args.data) or {}).get("kind") or "paired"
-    generator = IdentityGenerator() if args.generator == "identity" else load_generator(args.generator)
+    generator = (
+        IdentityGenerator() if args.generator == "identity" else load_generator_arg(args.generator, args)
+    )
     result = evaluate_generator(
         generator,
         args.data,
