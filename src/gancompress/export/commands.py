@@ -11,6 +11,13 @@ FORMATS = ("onnx", "int8", "torchscript")
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
+    from .int8 import (
+        CALIBRATION_METHODS,
+        DEFAULT_KEEP_FP32,
+        DEFAULT_METHOD,
+        DEFAULT_PERCENTILE,
+        FIDELITY_THRESHOLD_DB,
+    )
     from .rewrite import DEFAULT_REWRITES, REWRITES
 
     p = sub.add_parser("export", help="export a saved generator to ONNX fp32 / int8 and TorchScript")
@@ -22,7 +29,41 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--calibration", type=int, default=32, help="number of calibration images")
     p.add_argument("--calibration-size", type=int, help="calibration image side (default: the dataset's)")
-    p.add_argument("--calibration-method", default="minmax", choices=("minmax", "percentile", "entropy"))
+    p.add_argument(
+        "--calibration-method",
+        default=DEFAULT_METHOD,
+        choices=CALIBRATION_METHODS,
+        help=f"default {DEFAULT_METHOD}",
+    )
+    p.add_argument(
+        "--percentile",
+        type=float,
+        default=DEFAULT_PERCENTILE,
+        help="clip percentile of --calibration-method percentile",
+    )
+    p.add_argument(
+        "--keep-fp32",
+        default=",".join(DEFAULT_KEEP_FP32),
+        help="layers left in fp32: first, last (conv) or ONNX node names, comma-separated; '' for none "
+        f"(default {','.join(DEFAULT_KEEP_FP32) or 'none'})",
+    )
+    p.add_argument(
+        "--fidelity-images",
+        type=int,
+        default=8,
+        help="held-out images scoring int8 against fp32 (test split)",
+    )
+    p.add_argument(
+        "--min-int8-psnr",
+        type=float,
+        default=FIDELITY_THRESHOLD_DB,
+        help=f"fidelity threshold in dB, int8 against fp32 (default {FIDELITY_THRESHOLD_DB:g})",
+    )
+    p.add_argument(
+        "--allow-lossy",
+        action="store_true",
+        help="keep an int8 graph below --min-int8-psnr against fp32 instead of failing",
+    )
     p.add_argument(
         "--rewrites",
         default=",".join(DEFAULT_REWRITES),
@@ -63,7 +104,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..cli import print_json
     from ..methods.commands import load_teacher, resolve_data
-    from .int8 import calibration_inputs, quantize_onnx_int8
+    from .int8 import calibration_inputs, check_int8_fidelity, quantize_onnx_int8
     from .onnx import export_onnx
     from .torchscript import export_torchscript
 
@@ -84,10 +125,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 
             size = int((read_metadata(data) or {}).get("size") or 256)
         calib = calibration_inputs(generator, data, count=args.calibration, size=size)
-        written["int8"] = str(
-            quantize_onnx_int8(fp32, out / "model.int8.onnx", calib, method=args.calibration_method)
+        keep = tuple(k.strip() for k in args.keep_fp32.split(",") if k.strip())
+        int8 = quantize_onnx_int8(
+            fp32,
+            out / "model.int8.onnx",
+            calib,
+            method=args.calibration_method,
+            percentile=args.percentile,
+            keep_fp32=keep,
+        )
+        written["int8"] = str(int8)
+        fidelity = check_int8_fidelity(
+            generator,
+            fp32,
+            int8,
+            data,
+            count=args.fidelity_images,
+            size=size,
+            threshold=args.min_int8_psnr,
+            allow_lossy=args.allow_lossy,
         )
     if "torchscript" in args.formats:
         written["torchscript"] = str(export_torchscript(generator, out / "model.pt", rewrites=rewrites))
-    print_json({"model": str(args.model), "rewrites": list(rewrites), "files": written})
+    sizes = {k: Path(v).stat().st_size for k, v in written.items()}
+    report = {"model": str(args.model), "rewrites": list(rewrites), "files": written, "bytes": sizes}
+    if "int8" in args.formats:
+        report["int8_vs_fp32"] = fidelity
+    print_json(report)
     return 0
