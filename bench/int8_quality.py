@@ -27,7 +27,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gancompress.data import TransformConfig, build_dataset  # noqa: E402
-from gancompress.export.int8 import calibration_inputs, int8_fidelity, quantize_onnx_int8  # noqa: E402
+from gancompress.export.int8 import (  # noqa: E402
+    QUANTIZED_OPS,
+    calibration_inputs,
+    int8_fidelity,
+    quantize_onnx_int8,
+)
 from gancompress.export.onnx import export_onnx  # noqa: E402
 from gancompress.export.saved import load_generator, save_generator  # noqa: E402
 from gancompress.models import create_generator  # noqa: E402
@@ -40,6 +45,10 @@ SETTINGS = {
     "minmax, first+last fp32": dict(method="minmax", keep_fp32=("first", "last")),
     "percentile-99.999, first+last fp32": dict(method="percentile", percentile=99.999, keep_fp32=("first", "last")),
     "percentile-99.99, first+last fp32": dict(method="percentile", percentile=99.99, keep_fp32=("first", "last")),
+    "percentile-99.999, first+last fp32, Add fp32": dict(
+        method="percentile", percentile=99.999, keep_fp32=("first", "last"),
+        op_types=tuple(op for op in QUANTIZED_OPS if op != "Add"),
+    ),
 }  # fmt: skip
 
 

@@ -232,5 +232,26 @@ def test_int8_keeps_named_layers_in_fp32(tmp_path, fonts32):
         assert by_name[name].input[1] not in quantised_out
     other = [n for n in nodes if n.op_type == "Conv" and n.name not in first + last]
     assert other and all(n.input[1] in quantised_out for n in other)
+    adds = fp32_nodes(model, ("Add",))
+    assert adds and all(
+        by_name_fp32.op_type == "Add" for by_name_fp32 in model.graph.node if by_name_fp32.name in adds
+    )
+
+    def trunk(path):
+        nodes = onnx.load(str(path)).graph.node
+        consumers = {}
+        for n in nodes:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n.op_type)
+        adds = [n for n in nodes if n.op_type == "Add"]
+        # an Add kept in fp32 feeds the next residual Add directly; a quantised one only a QuantizeLinear
+        return sum("Add" in consumers.get(n.output[0], []) for n in adds), sum(
+            n.op_type == "QuantizeLinear" for n in nodes
+        )
+
+    quantised_adds = quantize_onnx_int8(fp32, tmp_path / "g.q.onnx", calib, keep_fp32=())
+    fp32_adds = quantize_onnx_int8(fp32, tmp_path / "g.add.onnx", calib, keep_fp32=("Add",))
+    (direct_q, count_q), (direct_f, count_f) = trunk(quantised_adds), trunk(fp32_adds)
+    assert direct_q == 0 and direct_f >= g.options["num_blocks"] - 1 and count_f < count_q
     with pytest.raises(ConfigError, match="keep_fp32"):
         quantize_onnx_int8(fp32, tmp_path / "x.onnx", calib, keep_fp32=("nosuchnode",))

@@ -44,7 +44,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--keep-fp32",
         default=",".join(DEFAULT_KEEP_FP32),
-        help="layers left in fp32: first, last (conv) or ONNX node names, comma-separated; '' for none "
+        help="layers left in fp32: first, last (conv), op types (Add) or ONNX node names, comma-separated; "
+        "'' for none "
         f"(default {','.join(DEFAULT_KEEP_FP32) or 'none'})",
     )
     p.add_argument(

@@ -16,7 +16,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "generator",
-        help="a saved generator directory (config.json + model.safetensors), or 'identity': the no-op "
+        help="a saved generator directory (config.json + model.safetensors), a .pth checkpoint, or 'identity': the no-op "
         "baseline that outputs its input (what the metrics say when nothing is translated)",
     )
     p.add_argument(
