@@ -18,7 +18,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("profile", help="parameters and MACs (paper and true conventions) of a generator")
-    p.add_argument("target", help="a family name (resnet, unet, spade, munit) or a saved generator directory")
+    p.add_argument(
+        "target",
+        help="a family name (resnet, unet, spade, munit), a saved generator directory or a .pth checkpoint",
+    )
     p.add_argument(
         "--separable", action="store_true", help="resnet: GAN Compression's mobile (separable) blocks"
     )
@@ -28,6 +31,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", **SIZE_OPTION, help=f"{SIZE_HELP} (default: the family's)")
     p.add_argument("--layers", action="store_true", help="also print the per-layer breakdown")
     json_option(p)
+    from .export.resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_profile)
 
 
@@ -59,17 +65,18 @@ def _fmt(n: float) -> str:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from .export import load_generator
     from .metrics.profile import profile_generator
     from .models import GENERATORS, create_generator
 
     target = Path(args.target)
-    if target.is_dir():
+    if target.is_dir() or target.is_file():
         if args.arch or args.separable or args.preset or args.base_width:
             raise ConfigError(
                 "--arch/--separable/--preset/--base-width apply to a family name, not a saved model"
             )
-        generator = load_generator(target)
+        from .export.resolve import load_generator_arg
+
+        generator = load_generator_arg(target, args)
         name = str(target)
     else:
         if args.target not in GENERATORS:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gancompress.errors import CheckpointError, ConfigError, DataError
-from gancompress.export.int8 import calibration_inputs, quantize_onnx_int8
+from gancompress.export.int8 import DEFAULT_METHOD, calibration_inputs, quantize_onnx_int8
 from gancompress.export.onnx import export_onnx, onnx_metadata, ort_session, run_session
 from gancompress.export.rewrite import example_inputs
 from gancompress.export.saved import save_generator
@@ -92,7 +92,11 @@ def test_int8_on_real_images_within_tolerance(tmp_path, fonts32, key, rewrites):
     assert err.max() <= 0.5, err.max()
     assert not torch.equal(out, ref)  # it really is a quantised graph
     meta = onnx_metadata(int8)
-    assert meta["precision"] == "int8" and meta["calibration"] == "minmax, 16 inputs"
+    assert meta["precision"] == "int8"
+    assert (
+        meta["calibration"].startswith(f"{DEFAULT_METHOD}")
+        and ", 16 inputs, fp32 layers: " in meta["calibration"]
+    )
     import onnx
 
     nodes = onnx.load(str(int8)).graph.node
@@ -166,6 +170,7 @@ def test_export_cli_writes_every_format(tmp_path, fonts32, capsys):
             "--calibration",
             "4",
             "--json",
+            "--allow-lossy",  # an untrained 8-channel network: its int8 fidelity is not the point here
         ]
     )
     assert code == 0
@@ -180,3 +185,74 @@ def test_export_cli_writes_every_format(tmp_path, fonts32, capsys):
     # int8 without real images to calibrate on is refused, naming the missing option
     assert main(["export", str(tmp_path / "saved"), "--out", str(tmp_path / "y"), "--formats", "int8"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_export_prints_int8_fidelity_and_gates_it(tmp_path, fonts32, capsys):
+    import json
+
+    from gancompress.cli import main
+
+    save_generator(_tiny("resnet"), tmp_path / "saved")
+    base = ["export", str(tmp_path / "saved"), "--data", str(fonts32), "--calibration", "4"]
+    base += ["--formats", "int8", "--fidelity-images", "3"]
+    assert main([*base, "--out", str(tmp_path / "ok"), "--min-int8-psnr", "5"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    fid = report["int8_vs_fp32"]
+    assert fid["passed"] and fid["count"] == 3 and fid["split"] == "test" and fid["psnr_mean"] > 5
+    assert report["bytes"]["int8"] == fid["int8_bytes"] > 0 and report["bytes"]["onnx"] == fid["fp32_bytes"]
+    assert "int8 vs fp32: PSNR" in captured.err and "pass" in captured.err
+    # an unreachable threshold: a named failure, the graph kept under a name that says so
+    assert main([*base, "--out", str(tmp_path / "bad"), "--min-int8-psnr", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "below 200 dB" in err and "--allow-lossy" in err
+    assert (tmp_path / "bad" / "model.int8.lossy.onnx").is_file()
+    assert not (tmp_path / "bad" / "model.int8.onnx").exists()
+    assert main([*base, "--out", str(tmp_path / "lossy"), "--min-int8-psnr", "200", "--allow-lossy"]) == 0
+    assert json.loads(capsys.readouterr().out)["int8_vs_fp32"]["passed"] is False
+    assert (tmp_path / "lossy" / "model.int8.onnx").is_file()
+
+
+def test_int8_keeps_named_layers_in_fp32(tmp_path, fonts32):
+    import onnx
+
+    from gancompress.export.int8 import fp32_nodes
+
+    g = _tiny("resnet")
+    fp32 = export_onnx(g, tmp_path / "g.onnx")
+    calib = calibration_inputs(g, fonts32, count=2, size=32, split="train")
+    model = onnx.load(str(fp32))
+    first, last = fp32_nodes(model, ("first",)), fp32_nodes(model, ("last",))
+    assert len(first) == len(last) == 1 and first != last
+    int8 = quantize_onnx_int8(fp32, tmp_path / "g.int8.onnx", calib, keep_fp32=("first", "last"))
+    nodes = onnx.load(str(int8)).graph.node
+    quantised_out = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    by_name = {n.name: n for n in nodes}
+    # a kept conv reads its fp32 weight initialiser directly, not a dequantised one
+    for name in first + last:
+        assert by_name[name].input[1] not in quantised_out
+    other = [n for n in nodes if n.op_type == "Conv" and n.name not in first + last]
+    assert other and all(n.input[1] in quantised_out for n in other)
+    adds = fp32_nodes(model, ("Add",))
+    assert adds and all(
+        by_name_fp32.op_type == "Add" for by_name_fp32 in model.graph.node if by_name_fp32.name in adds
+    )
+
+    def trunk(path):
+        nodes = onnx.load(str(path)).graph.node
+        consumers = {}
+        for n in nodes:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n.op_type)
+        adds = [n for n in nodes if n.op_type == "Add"]
+        # an Add kept in fp32 feeds the next residual Add directly; a quantised one only a QuantizeLinear
+        return sum("Add" in consumers.get(n.output[0], []) for n in adds), sum(
+            n.op_type == "QuantizeLinear" for n in nodes
+        )
+
+    quantised_adds = quantize_onnx_int8(fp32, tmp_path / "g.q.onnx", calib, keep_fp32=())
+    fp32_adds = quantize_onnx_int8(fp32, tmp_path / "g.add.onnx", calib, keep_fp32=("Add",))
+    (direct_q, count_q), (direct_f, count_f) = trunk(quantised_adds), trunk(fp32_adds)
+    assert direct_q == 0 and direct_f >= g.options["num_blocks"] - 1 and count_f < count_q
+    with pytest.raises(ConfigError, match="keep_fp32"):
+        quantize_onnx_int8(fp32, tmp_path / "x.onnx", calib, keep_fp32=("nosuchnode",))

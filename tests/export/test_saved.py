@@ -112,7 +112,10 @@ def test_official_importer_lists_bad_keys(tmp_path):
     with pytest.raises(CheckpointError, match=r"model\.99\.weight"):
         import_official_generator(state)
     state.pop("model.99.weight")
-    with pytest.raises(CheckpointError, match=r"missing keys: blocks\.0\.conv2\.weight"):
+    with pytest.raises(CheckpointError, match=r"model\.10\.conv_block\.5\.bias"):
+        import_official_generator(state)
+    state.pop("model.10.conv_block.5.bias")
+    with pytest.raises(CheckpointError, match=r"model\.10\.conv_block: a residual block with 1 conv"):
         import_official_generator(state)
 
 

@@ -290,13 +290,16 @@ def _file_size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def load_saved(path: str | os.PathLike):
-    """A saved generator directory (or an official ``.pth``) and the method recorded with it."""
+def load_saved(path: str | os.PathLike, overrides: Any = None):
+    """A saved generator directory (or an official ``.pth``) and the method recorded with it.
+
+    ``overrides``: :class:`gancompress.export.resolve.Overrides` for a ``.pth`` (``--norm``, …).
+    """
+    from ..export.resolve import load_generator_arg
     from ..export.saved import read_config
-    from ..methods.commands import load_teacher
 
     path = Path(path)
-    generator = load_teacher(path)
+    generator = load_generator_arg(path, overrides)
     method = None
     if path.is_dir():
         meta = read_config(path).get("meta") or {}
@@ -315,6 +318,7 @@ def run_benchmark(
     teacher_name: str = "teacher",
     failed_models: dict[str, str] | None = None,
     gates: dict[str, Any] | None = None,
+    teacher_overrides: Any = None,
 ) -> dict[str, Any]:
     """Measure the teacher and every student; write ``results.json`` and the report files under ``out``.
 
@@ -325,7 +329,8 @@ def run_benchmark(
     (``passed``, ``reasons``, ``scores``, ``source``). ``failed_models`` (name → reason) names models
     that produced nothing to measure (a method that stopped with an error); the report lists them
     among the failures. ``gates`` (student name → quality-gate result) gives verdicts in hand, ahead
-    of those found in ``summary.json`` files.
+    of those found in ``summary.json`` files. ``teacher_overrides`` (an ``export.resolve.Overrides``)
+    fixes what a ``.pth`` teacher's file cannot tell.
     """
     from ..export.int8 import calibration_inputs, quantize_onnx_int8
     from ..export.onnx import OrtGenerator, export_onnx
@@ -351,7 +356,7 @@ def run_benchmark(
     models = {teacher_name: Path(teacher), **{k: Path(v) for k, v in students.items()}}
     for name, path in models.items():
         _log(f"{name}: {path}")
-        generator, method = load_saved(path)
+        generator, method = load_saved(path, teacher_overrides if name == teacher_name else None)
         generator.eval()
         method = "teacher" if name == teacher_name else (method or "unknown")
         model_dir = out / "models" / _safe(name)

@@ -74,6 +74,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-int8", dest="int8", action="store_false", help="no int8 row per model")
     p.add_argument("--quick", action="store_true", help="few repeats, 32 test images")
     json_option(p)
+    from ..export.resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser(
@@ -146,7 +149,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         int8_rows=args.int8,
         **extra,
     )
-    results = run_benchmark(args.teacher, students, resolve_data_spec(args.data), args.out, options)
+    from ..export.resolve import overrides_from_args
+
+    results = run_benchmark(
+        args.teacher,
+        students,
+        resolve_data_spec(args.data),
+        args.out,
+        options,
+        teacher_overrides=overrides_from_args(args),
+    )
     if args.json:
         print_json(results)
         return 0

@@ -26,6 +26,13 @@ MIN_INT8_OPSET = 13  # per-channel QuantizeLinear / DequantizeLinear
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
+    from .int8 import (
+        CALIBRATION_METHODS,
+        DEFAULT_KEEP_FP32,
+        DEFAULT_METHOD,
+        DEFAULT_PERCENTILE,
+        FIDELITY_THRESHOLD_DB,
+    )
     from .rewrite import DEFAULT_REWRITES, REWRITES
 
     p = sub.add_parser("export", help="export a saved generator to ONNX fp32 / int8 and TorchScript")
@@ -50,7 +57,41 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         type=number(int, low=16, high=MAX_CALIBRATION_SIZE),
         help=f"calibration image side in [16, {MAX_CALIBRATION_SIZE}] (default: the dataset's)",
     )
-    p.add_argument("--calibration-method", default="minmax", choices=("minmax", "percentile", "entropy"))
+    p.add_argument(
+        "--calibration-method",
+        default=DEFAULT_METHOD,
+        choices=CALIBRATION_METHODS,
+        help=f"default {DEFAULT_METHOD}",
+    )
+    p.add_argument(
+        "--percentile",
+        type=number(float, low=50.0, high=100.0),
+        default=DEFAULT_PERCENTILE,
+        help="clip percentile of --calibration-method percentile",
+    )
+    add_list_option(
+        p,
+        "--keep-fp32",
+        default=tuple(DEFAULT_KEEP_FP32),
+        help="layers left in fp32: first, last (conv), op types (Add) or ONNX node names",
+    )
+    p.add_argument(
+        "--fidelity-images",
+        type=positive_int(MAX_CALIBRATION),
+        default=8,
+        help="held-out images scoring int8 against fp32 (test split)",
+    )
+    p.add_argument(
+        "--min-int8-psnr",
+        type=number(float, low=0.0, high=100.0),
+        default=FIDELITY_THRESHOLD_DB,
+        help=f"fidelity threshold in dB, int8 against fp32 (default {FIDELITY_THRESHOLD_DB:g})",
+    )
+    p.add_argument(
+        "--allow-lossy",
+        action="store_true",
+        help="keep an int8 graph below --min-int8-psnr against fp32 instead of failing",
+    )
     add_list_option(
         p,
         "--rewrites",
@@ -72,14 +113,46 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     threads_option(p)
     json_option(p)
+    from .resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import", help="import a .pth generator checkpoint into a saved generator directory (checked)"
+    )
+    p.add_argument(
+        "checkpoint",
+        type=existing_path("any"),
+        help="latest_net_G.pth (pytorch-CycleGAN-and-pix2pix, gan-compression, …)",
+    )
+    p.add_argument("--out", required=True, help="saved generator directory to write")
+    json_option(p)
+    add_checkpoint_options(p)
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..cli import print_json
+    from .resolve import Provenance, import_checkpoint, overrides_from_args
+
+    report = import_checkpoint(args.checkpoint, args.out, overrides_from_args(args))
+    if args.json:
+        print_json(report)
+        return 0
+    fields = {k: report[k] for k in Provenance.__dataclass_fields__}
+    print("\n".join(Provenance(**fields).lines()))
+    print(
+        f"wrote {report['out']}; max |difference| to the checkpoint's own layers {report['max_abs_diff']:.2g}"
+    )
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..cli import print_json
     from ..data.builtin import resolve_data_spec as resolve_data
     from ..methods.commands import load_teacher
-    from .int8 import calibration_inputs, quantize_onnx_int8
+    from .int8 import calibration_inputs, check_int8_fidelity, quantize_onnx_int8
     from .onnx import export_onnx
     from .torchscript import export_torchscript
 
@@ -92,7 +165,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError("--formats int8 needs --data: int8 ranges are calibrated on real images")
     if "int8" in args.formats and args.opset < MIN_INT8_OPSET:
         raise ConfigError(f"--opset {args.opset}: int8 needs opset {MIN_INT8_OPSET} or newer")
-    generator = load_teacher(args.model)
+    generator = load_teacher(args.model, args)
     out = Path(args.out)
     written: dict[str, str] = {}
     fp32 = out / "model.onnx"
@@ -106,15 +179,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 
             size = int((read_metadata(data) or {}).get("size") or 256)
         calib = calibration_inputs(generator, data, count=args.calibration, size=size)
-        written["int8"] = str(
-            quantize_onnx_int8(fp32, out / "model.int8.onnx", calib, method=args.calibration_method)
+        keep = tuple(args.keep_fp32)
+        int8 = quantize_onnx_int8(
+            fp32,
+            out / "model.int8.onnx",
+            calib,
+            method=args.calibration_method,
+            percentile=args.percentile,
+            keep_fp32=keep,
+        )
+        written["int8"] = str(int8)
+        fidelity = check_int8_fidelity(
+            generator,
+            fp32,
+            int8,
+            data,
+            count=args.fidelity_images,
+            size=size,
+            threshold=args.min_int8_psnr,
+            allow_lossy=args.allow_lossy,
         )
     if "torchscript" in args.formats:
         written["torchscript"] = str(export_torchscript(generator, out / "model.pt", rewrites=rewrites))
+    sizes = {k: Path(v).stat().st_size for k, v in written.items()}
+    report = {"model": str(args.model), "rewrites": list(rewrites), "files": written, "bytes": sizes}
+    if "int8" in args.formats:
+        report["int8_vs_fp32"] = fidelity
     if args.json:
-        print_json({"model": str(args.model), "rewrites": list(rewrites), "files": written})
+        print_json(report)
         return 0
     print(f"exported {args.model} (rewrites: {', '.join(rewrites) or 'none'})")
     for fmt, path in written.items():
-        print(f"  {fmt:12s} {path}")
+        print(f"  {fmt:12s} {path} ({sizes[fmt]:,} bytes)")
     return 0

