@@ -42,6 +42,7 @@ UNTYPED = {
     "--segmenter": {"values": ["nosuchsegmenter"], "runtime": True},
     "--arch": {"values": ["1_2_x"], "runtime": True},
     "--preset": {"values": ["nosuchpreset"], "runtime": True},
+    "--entry": None,  # a key of a wrapping dict: only a .pth checkpoint has one
     "--student": {"values": ["bogus", "a=/nonexistent/gen", "=x"], "runtime": True},
     "target": {"values": ["nosuchfamily", "/nonexistent/dir"], "runtime": True},
     "name": {"values": ["nosuchdataset"], "runtime": True},

@@ -279,14 +279,23 @@ def _build(
 
 def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
     """Add the override options (``--norm``, ``--family``, …) for a state-dict checkpoint argument."""
+    from ..utils.options import number, positive_int
+
     g = parser.add_argument_group(
         "checkpoint import", "override what is read from a .pth checkpoint (saved directories need none)"
     )
     g.add_argument("--family", dest="ckpt_family", choices=("resnet", "unet"), help="generator family")
     g.add_argument("--norm", dest="ckpt_norm", choices=NORM_CHOICES, help="norm of the checkpoint's network")
-    g.add_argument("--num-blocks", dest="ckpt_num_blocks", type=int, help="ResNet residual blocks")
-    g.add_argument("--num-downs", dest="ckpt_num_downs", type=int, help="U-Net levels")
-    g.add_argument("--dropout", dest="ckpt_dropout", type=float, help="dropout rate (e.g. 0.5 or 0)")
+    g.add_argument(
+        "--num-blocks", dest="ckpt_num_blocks", type=positive_int(4096), help="ResNet residual blocks"
+    )
+    g.add_argument("--num-downs", dest="ckpt_num_downs", type=positive_int(16), help="U-Net levels")
+    g.add_argument(
+        "--dropout",
+        dest="ckpt_dropout",
+        type=number(float, low=0.0, high=1.0, high_open=True),
+        help="dropout rate (e.g. 0.5 or 0)",
+    )
     g.add_argument("--padding", dest="ckpt_padding", choices=PADDING_CHOICES, help="ResNet block padding")
     g.add_argument("--entry", dest="ckpt_entry", help="key of the state dict in a wrapping dict, e.g. G_A")
 
