@@ -40,6 +40,7 @@ class BenchmarkOptions:
     runtimes: tuple[str, ...] = ("eager", "ort-fp32", "ort-int8")
     threads: int = 2
     size: int | None = None  # latency input side; default: the dataset's image size
+    device: str = "cpu"  # where latency is measured (runtimes that do not run there give skipped rows)
     warmup: int = 3
     repeats: int = 20
     extractors: tuple[str, ...] = ("domain",)
@@ -212,6 +213,7 @@ def run_benchmark(
             threads=opts.threads,
             warmup=opts.warmup,
             repeats=opts.repeats,
+            device=opts.device,
             onnx_fp32=fp32_path if needs_onnx else None,
             workdir=model_dir,
         )
@@ -267,8 +269,8 @@ def run_benchmark(
         _log(f"{name}: done ({time.perf_counter() - start:.0f} s so far)")
     results = {
         "version": RESULTS_VERSION,
-        "environment": {**device_info("cpu"), "threads": opts.threads, "load_avg_end": load_average()},
-        "environment_line": environment_line(opts.threads),
+        "environment": {**device_info(opts.device), "threads": opts.threads, "load_avg_end": load_average()},
+        "environment_line": environment_line(opts.threads, opts.device),
         "data": {"root": str(root), "kind": kind, "image_size": image_size, "latency_size": lat_size},
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()},
         "rows": rows,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
-from .latency import RUNTIMES
+from .latency import DEFAULT_THREADS, RUNTIMES
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,18 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--runtimes", nargs="+", choices=RUNTIMES, default=None, help="default: eager ort-fp32 ort-int8"
     )
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"threads per latency measurement (default {DEFAULT_THREADS}: more mostly measure other jobs)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where latency is measured: cpu (default), cuda, cuda:N or auto (CUDA events; eager-fp16, eager-bf16, "
+        "cuda-graph and ort-cuda rows)",
+    )
     p.add_argument("--size", type=int, help="latency input side (default: the dataset's image size)")
     p.add_argument("--repeats", type=int, help="timed calls per runtime (default 20, quick 5)")
     p.add_argument("--warmup", type=int, help="untimed calls first (default 3, quick 1)")
@@ -74,6 +85,16 @@ def parse_students(specs: list[str]) -> dict[str, str]:
     return students
 
 
+def _latency_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto")
+    return device
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from ..methods.commands import resolve_data
     from .benchmark import BenchmarkOptions, run_benchmark
@@ -85,6 +106,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         runtimes=tuple(args.runtimes or ("eager", "ort-fp32", "ort-int8")),
         threads=args.threads,
         size=args.size,
+        device=_latency_device(args.device),
         warmup=args.warmup if args.warmup is not None else (1 if args.quick else 3),
         repeats=args.repeats if args.repeats is not None else (5 if args.quick else 20),
         extractors=tuple(args.extractors),
