@@ -125,3 +125,21 @@ def test_coreml_package_is_structurally_right(tmp_path):
     assert info["inputs"] == {"input": [1, 3, 32, 32]} and info["outputs"] == {"output": [1, 3, 32, 32]}
     assert info["ops"]["instance_norm"] == 11 and info["ops"]["conv_transpose"] == 2
     assert info["ops"]["conv"] == 10 and info["ops"]["tanh"] == 1
+
+
+def test_export_cli_writes_an_ncnn_bundle_verified_on_real_images(tmp_path, fonts32, capsys):
+    pytest.importorskip("pnnx")
+    pytest.importorskip("ncnn")
+    from gancompress.cli import main
+    from gancompress.export.saved import save_generator
+
+    save_generator(_tiny(), tmp_path / "saved")
+    args = ["export", str(tmp_path / "saved"), "--out", str(tmp_path / "x"), "--data", str(fonts32)]
+    code = main([*args, "--format", "ncnn", "--calibration", "3", "--mobile-size", "32", "32"])
+    assert code == 0
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert set(files) == {"ncnn"} and files["ncnn"].endswith("ncnn/model.ncnn.param")
+    meta = json.loads((tmp_path / "x" / "ncnn" / "deploy.json").read_text())
+    assert meta["verification"]["inputs"] == "real" and meta["verification"]["images"] == 3
+    assert meta["verification"]["psnr_db_min"] > 50 and meta["input_size"] == [32, 32]
+    assert (tmp_path / "x" / "ncnn" / "run_example.py").is_file()

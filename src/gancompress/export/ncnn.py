@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -92,15 +93,32 @@ def export_ncnn(
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gancompress-pnnx-") as tmp:
         traced = Path(tmp) / "model.pt"
-        with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
+        with warnings.catch_warnings(), _stdout_to(Path(tmp) / "pnnx.log"):
             warnings.simplefilter("ignore")
             pnnx.export(module, str(traced), inputs)
         param, weights = Path(tmp) / "model.ncnn.param", Path(tmp) / "model.ncnn.bin"
         if not param.is_file() or not weights.is_file():
-            raise ConfigError(f"pnnx wrote no ncnn model for {generator.family} (see its log above)")
+            log = (Path(tmp) / "pnnx.log").read_text(errors="replace")[-2000:]
+            raise ConfigError(f"pnnx wrote no ncnn model for {generator.family}; its log ends:\n{log}")
         shutil.move(str(weights), bin_path(path))
         shutil.move(str(param), path)
     return path
+
+
+@contextlib.contextmanager
+def _stdout_to(path: Path):
+    """Send file descriptor 1 to ``path`` for a block: pnnx prints its passes from C++, which would
+    otherwise land in the middle of a command's JSON output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def ncnn_layers(path: str | os.PathLike) -> dict[str, int]:
