@@ -143,3 +143,29 @@ def test_export_cli_writes_an_ncnn_bundle_verified_on_real_images(tmp_path, font
     assert meta["verification"]["inputs"] == "real" and meta["verification"]["images"] == 3
     assert meta["verification"]["psnr_db_min"] > 50 and meta["input_size"] == [32, 32]
     assert (tmp_path / "x" / "ncnn" / "run_example.py").is_file()
+
+
+def test_bad_model_files_name_the_file(tmp_path):
+    from gancompress.errors import CheckpointError
+
+    pytest.importorskip("executorch")
+    from gancompress.export.executorch import executorch_callable
+
+    junk = tmp_path / "junk.pte"
+    junk.write_bytes(b"not a program")
+    with pytest.raises(CheckpointError, match="junk.pte"):
+        executorch_callable(junk)
+    with pytest.raises(CheckpointError, match="missing.pte"):
+        executorch_callable(tmp_path / "missing.pte")
+
+
+def test_ncnn_model_without_its_weights_is_refused(tmp_path):
+    pytest.importorskip("ncnn")
+    from gancompress.errors import CheckpointError
+    from gancompress.export.ncnn import export_ncnn, ncnn_callable
+
+    (tmp_path / "m.ncnn.param").write_text("7767517\n0 0\n")
+    with pytest.raises(CheckpointError, match="m.ncnn.param"):
+        ncnn_callable(tmp_path / "m.ncnn.param")
+    with pytest.raises(ConfigError, match=".param"):
+        export_ncnn(_tiny(), tmp_path / "m.onnx")

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -164,11 +163,10 @@ def executorch_callable(
 
     if threads is not None:
         set_executorch_threads(threads)
-    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115 - cpuinfo's probe messages
-        try:
-            method = Runtime.get().load_program(path).load_method("forward")
-        except Exception as exc:
-            raise CheckpointError(f"{path}: not an ExecuTorch program ({exc})") from None
+    try:
+        method = Runtime.get().load_program(path).load_method("forward")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not an ExecuTorch program ({exc})") from None
 
     def run(*inputs: torch.Tensor) -> list[torch.Tensor]:
         return list(method.execute([t.contiguous() for t in inputs]))
