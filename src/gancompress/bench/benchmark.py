@@ -27,7 +27,15 @@ import torch
 
 from ..errors import ConfigError, GanCompressError
 from ..utils.files import atomic_write_json, check_writable
-from .latency import INT8_RUNTIMES, RUNTIMES, device_info, environment_line, load_average, measure_generator
+from .latency import (
+    DEFAULT_THREADS,
+    INT8_RUNTIMES,
+    RUNTIMES,
+    device_info,
+    environment_line,
+    load_average,
+    measure_generator,
+)
 
 RESULTS_NAME = "results.json"
 RESULTS_VERSION = 1
@@ -38,7 +46,7 @@ class BenchmarkOptions:
     """How much to measure: the runtimes, the timing protocol and the evaluation set."""
 
     runtimes: tuple[str, ...] = ("eager", "ort-fp32", "ort-int8")
-    threads: int = 2
+    threads: int = DEFAULT_THREADS  # 1: on a shared machine more threads mostly measure other jobs
     size: int | None = None  # latency input side; default: the dataset's image size
     device: str = "cpu"  # where latency is measured (runtimes that do not run there give skipped rows)
     warmup: int = 3

@@ -36,8 +36,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device",
         default="cpu",
-        help="where latency is measured: cpu (default), cuda, cuda:N or auto (CUDA events; eager-fp16, eager-bf16, "
-        "cuda-graph and ort-cuda rows)",
+        help="where latency is measured: cpu (default), cuda, cuda:N or auto (CUDA events; "
+        "eager-fp16, eager-bf16, cuda-graph and ort-cuda rows)",
     )
     p.add_argument("--size", type=int, help="latency input side (default: the dataset's image size)")
     p.add_argument("--repeats", type=int, help="timed calls per runtime (default 20, quick 5)")
