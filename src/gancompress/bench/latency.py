@@ -550,7 +550,7 @@ for _rt in (
     Runtime(
         "eager",
         "torch",
-        lambda c: _torch_callable(c),
+        _torch_callable,
         _torch_version,
         devices=("cpu", "cuda"),
         clock="device",
