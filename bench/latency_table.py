@@ -5,13 +5,13 @@ threads and the same export path, so the speed-up column compares like with like
 weights are used (speed does not depend on their values) except for int8, whose activation ranges
 are calibrated on real images of the built-in dataset upsampled to the input size.
 
-    python bench/latency_table.py                       # 2 threads, all runtimes
-    python bench/latency_table.py --threads 1 --repeats 10 --runtimes eager ort-fp32
-    python bench/latency_table.py --threads 1 --runtimes openvino-fp32 --rewrites fold_norm_bias
+    python bench/latency_table.py                       # 1 thread (the default), all runtimes
+    python bench/latency_table.py --repeats 10 --runtimes eager ort-fp32
+    python bench/latency_table.py --runtimes openvino-fp32 --rewrites fold_norm_bias
 
 Each runtime gets the deploy rewrites measured fastest for it (``RUNTIME_REWRITES``) unless
-``--rewrites`` names one set for all. OpenVINO rows need the optional ``openvino`` package (they are
-marked skipped without it).
+``--rewrites`` names one set for all. OpenVINO, ExecuTorch and ncnn rows need their optional extras
+(they are marked skipped without them).
 
 Writes runs/bench/latency.json (rows plus the environment) and prints a markdown table.
 """
@@ -25,7 +25,14 @@ from pathlib import Path
 
 import torch
 
-from gancompress.bench.latency import RUNTIMES, environment_line, format_table, measure_generator
+from gancompress.bench.latency import (
+    DEFAULT_THREADS,
+    INT8_RUNTIMES,
+    RUNTIMES,
+    environment_line,
+    format_table,
+    measure_generator,
+)
 from gancompress.export.rewrite import RUNTIME_REWRITES
 from gancompress.metrics.profile import profile_generator
 from gancompress.models import create_generator
@@ -46,7 +53,7 @@ def calibration(size: int, count: int) -> list[tuple[torch.Tensor]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument(
@@ -71,11 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "teacher": create_generator("resnet").eval(),
         f"subnet {STUDENT_ARCH}": create_generator("resnet", arch=STUDENT_ARCH, separable=True).eval(),
     }
-    calib = (
-        calibration(args.size, args.calibration)
-        if {"ort-int8", "openvino-int8"} & set(args.runtimes)
-        else None
-    )
+    calib = calibration(args.size, args.calibration) if set(INT8_RUNTIMES) & set(args.runtimes) else None
     macs = {}
     for name, g in models.items():
         prof = profile_generator(g, (args.size, args.size))

@@ -6,14 +6,19 @@ from torch import nn
 
 from gancompress.errors import ConfigError
 from gancompress.export.rewrite import (
+    DEFAULT_REWRITES,
     REWRITES,
+    RUNTIME_REWRITES,
     FixedInstanceNorm2d,
     PixelShuffleConvTranspose2d,
+    PrimitiveInstanceNorm2d,
+    SlicedReflectConv2d,
     SpaceToDepthConv2d,
     apply_rewrites,
     deploy,
     deploy_module,
     example_inputs,
+    reflect_pad_slices,
 )
 from gancompress.layers.elastic import ElasticConv2d, ElasticConvTranspose2d
 from gancompress.models import create_generator
@@ -61,13 +66,13 @@ def test_each_rewrite_keeps_the_output(key, rewrite):
 
 def test_rewrites_change_the_graph_where_they_apply():
     g = _tiny("resnet_separable")
-    module = deploy(g, REWRITES)
+    module = deploy(g, DEFAULT_REWRITES)
     kinds = [type(m) for m in module.modules()]
     assert kinds.count(PixelShuffleConvTranspose2d) == 2  # both upsamplings
     # the 7×7 convs with fewer than 16 outputs: the head (3) and, at this tiny width, the stem (8)
     assert kinds.count(SpaceToDepthConv2d) == 2 and isinstance(module.generator.head, SpaceToDepthConv2d)
     # a stem with 16 outputs keeps its plain form: its 3 *inputs* waste no vector lanes
-    wide = deploy(create_generator("resnet", base_width=16, separable=True).eval(), REWRITES)
+    wide = deploy(create_generator("resnet", base_width=16, separable=True).eval(), DEFAULT_REWRITES)
     assert [type(m) for m in wide.modules()].count(SpaceToDepthConv2d) == 1
     # every conv feeding an instance norm lost its bias; the head (feeding tanh) kept it
     assert module.generator.stem_norm.__class__ is FixedInstanceNorm2d
@@ -126,7 +131,7 @@ def test_exported_phase_moves_are_single_blocks_first_nodes(tmp_path):
     from gancompress.export.onnx import export_onnx, ort_session, run_session
 
     g = _tiny("resnet_separable")
-    path = export_onnx(g, tmp_path / "g.onnx", rewrites=REWRITES)
+    path = export_onnx(g, tmp_path / "g.onnx", rewrites=DEFAULT_REWRITES)
     nodes = onnx.load(str(path)).graph.node
     d2s = [n for n in nodes if n.op_type == "DepthToSpace"]
     assert [n.op_type for n in nodes].count("SpaceToDepth") == 2 and len(d2s) == 4  # stem, head, 2 up
@@ -137,3 +142,29 @@ def test_exported_phase_moves_are_single_blocks_first_nodes(tmp_path):
     x = torch.randn(2, 3, 40, 36)
     with torch.no_grad():
         torch.testing.assert_close(run_session(ort_session(path), x), g(x), atol=2e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("pad", [(3, 3, 3, 3), (1, 2, 0, 1), (0, 0, 2, 2)])
+def test_reflect_pad_slices_is_bit_exact(pad):
+    x = torch.randn(2, 3, 6, 7)
+    assert torch.equal(reflect_pad_slices(x, pad), nn.functional.pad(x, pad, mode="reflect"))
+    with pytest.raises(ConfigError, match="reflection padding"):
+        reflect_pad_slices(torch.randn(1, 1, 2, 2), (2, 2, 2, 2))
+
+
+def test_mobile_rewrites_replace_every_norm_and_reflection_pad_and_keep_the_output():
+    g = _tiny("resnet_separable")
+    rewrites = RUNTIME_REWRITES["executorch"]
+    module = deploy(g, rewrites)
+    kinds = [type(m) for m in module.modules()]
+    assert FixedInstanceNorm2d not in kinds and kinds.count(PrimitiveInstanceNorm2d) == 5 + 4 * len(g.blocks)
+    # stem and head went through space_to_depth, which then pads by slices; the blocks' 3x3 convs too
+    s2d = [m for m in module.modules() if isinstance(m, SpaceToDepthConv2d)]
+    assert len(s2d) == 2 and all(m.padding_mode == "reflect_slices" for m in s2d)
+    assert kinds.count(SlicedReflectConv2d) == 2 * len(g.blocks)
+    # the order they are named in does not matter
+    reordered = deploy(g, tuple(reversed(rewrites)))
+    inputs = example_inputs(g, (32, 32), batch=2)
+    reference = _reference(g, inputs)
+    for m in (module, reordered):
+        torch.testing.assert_close(_run(m, g, inputs), reference, atol=1e-4, rtol=1e-4)

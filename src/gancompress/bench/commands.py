@@ -56,7 +56,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "--device",
         type=device_spec,
         default="auto",
-        help="auto (the default) or cpu: latency and quality are measured on the CPU in this version",
+        help="where latency is measured: auto (the default: CUDA when available), cpu, cuda or cuda:N "
+        "(CUDA events; eager-fp16, eager-bf16, cuda-graph and ort-cuda rows)",
     )
     p.add_argument("--size", **SIZE_OPTION, help=f"{SIZE_HELP}; square (default: the dataset's image size)")
     p.add_argument(

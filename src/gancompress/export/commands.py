@@ -1,4 +1,4 @@
-"""``gancompress export``: a saved generator to ONNX fp32, ONNX int8 and TorchScript."""
+"""``gancompress export``: a saved generator to ONNX fp32, ONNX int8, TorchScript and mobile bundles."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ MAX_CALIBRATION_SIZE = 2048  # 32 RGB fp32 images at 2048 px are 1.6 GB
 MIN_OPSET = 7  # torch's TorchScript-based ONNX exporter: opsets 7..20
 MAX_OPSET = 20
 MIN_INT8_OPSET = 13  # per-channel QuantizeLinear / DequantizeLinear
+#: mobile bundles (model + deploy.json + run_example.py in OUT/<format>/), asked for by name only
+MOBILE_FORMATS = ("executorch", "executorch-int8", "ncnn", "coreml")  # == mobile.MOBILE_FORMATS
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +42,21 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "model", type=existing_path("any"), help="saved generator directory (or an official latest_net_G.pth)"
     )
     p.add_argument("--out", required=True, help="output folder: model.onnx, model.int8.onnx, model.pt")
-    add_list_option(p, "--formats", allowed=FORMATS, default=FORMATS, help=f"formats ({', '.join(FORMATS)})")
+    add_list_option(
+        p,
+        "--formats",
+        "--format",
+        allowed=FORMATS + MOBILE_FORMATS,
+        default=FORMATS,
+        help=f"formats ({', '.join(FORMATS)}; mobile bundles, optional extras: {', '.join(MOBILE_FORMATS)})",
+    )
+    p.add_argument(
+        "--mobile-size",
+        type=positive_int(MAX_CALIBRATION_SIZE),
+        nargs=2,
+        metavar=("H", "W"),
+        help="fixed input size of the mobile bundles (default: the calibration size, or 256 256)",
+    )
     p.add_argument(
         "--data",
         type=data_spec,
@@ -201,6 +217,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     if "torchscript" in args.formats:
         written["torchscript"] = str(export_torchscript(generator, out / "model.pt", rewrites=rewrites))
+    mobile = [f for f in args.formats if f in MOBILE_FORMATS]
+    if mobile:
+        written.update(_export_mobile(args, generator, out, mobile))
     sizes = {k: Path(v).stat().st_size for k, v in written.items()}
     report = {"model": str(args.model), "rewrites": list(rewrites), "files": written, "bytes": sizes}
     if "int8" in args.formats:
@@ -212,3 +231,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     for fmt, path in written.items():
         print(f"  {fmt:12s} {path} ({sizes[fmt]:,} bytes)")
     return 0
+
+
+def _export_mobile(args: argparse.Namespace, generator, out: Path, formats: list[str]) -> dict[str, str]:
+    """One bundle per mobile format, verified on real images when ``--data`` is given."""
+    import sys
+
+    from .mobile import bundle_summary, export_bundle
+
+    size = tuple(args.mobile_size) if args.mobile_size else (args.calibration_size or 256,) * 2
+    images = None
+    if args.data:
+        from ..data.builtin import resolve_data_spec as resolve_data
+        from .int8 import calibration_inputs
+
+        if size[0] != size[1]:
+            raise ConfigError("--mobile-size: real calibration images are square; give H equal to W")
+        images = calibration_inputs(generator, resolve_data(args.data), count=args.calibration, size=size[0])
+    written = {}
+    for fmt in formats:
+        meta = export_bundle(generator, out / fmt, fmt, size=size, images=images)
+        print(bundle_summary(meta), file=sys.stderr)
+        written[fmt] = str(out / fmt / meta["model"])
+    return written

@@ -23,6 +23,15 @@ and every rewrite has a parity test):
     A stride-1 conv with a kernel of at least 5 and fewer than 16 output channels (the ResNet's
     7×7 head, 16 → 3 channels) runs on a 2× coarser grid with 4× the channels (see
     :class:`SpaceToDepthConv2d`).
+``instance_norm_primitives``
+    InstanceNorm written as mean, subtract, multiply and ``rsqrt`` (:class:`PrimitiveInstanceNorm2d`).
+    ExecuTorch's XNNPACK delegate has no group/instance-norm kernel: left as one op, every norm falls
+    out of the delegate into ExecuTorch's slow portable kernels and cuts the graph into pieces; the
+    primitives are all XNNPACK operators, so the whole network runs in one delegate.
+``reflect_pad_slices``
+    Reflection padding written as one-pixel slices concatenated around the input
+    (:func:`reflect_pad_slices`): bit-exact, and built from slice and concatenation, which XNNPACK
+    has, where ``reflection_pad2d`` (decomposed by ``torch.export`` into index arithmetic) is not.
 
 Which rewrites pay depends on the runtime (:data:`RUNTIME_REWRITES`): OpenVINO has a fast
 transposed convolution, so ``convt_pixelshuffle`` only adds work there.
@@ -53,7 +62,13 @@ from ..layers.elastic import (
 )
 from ..models import Generator
 
-REWRITES = ("convt_pixelshuffle", "fold_norm_bias", "space_to_depth")
+REWRITES = (
+    "convt_pixelshuffle",
+    "fold_norm_bias",
+    "space_to_depth",
+    "instance_norm_primitives",
+    "reflect_pad_slices",
+)
 #: rewrites the export and latency paths apply unless told otherwise
 DEFAULT_REWRITES = ("convt_pixelshuffle", "fold_norm_bias", "space_to_depth")
 #: the rewrites measured fastest per runtime (bench/latency_table.py with --rewrites, see
@@ -63,6 +78,13 @@ RUNTIME_REWRITES = {
     "torch": DEFAULT_REWRITES,
     "onnxruntime": DEFAULT_REWRITES,
     "openvino": ("fold_norm_bias", "space_to_depth"),
+    # chosen so that the XNNPACK delegate takes the whole graph (the norms and reflection pads
+    # otherwise run in portable kernels between 40-odd delegate calls); not yet timed against others
+    "executorch": DEFAULT_REWRITES + ("instance_norm_primitives", "reflect_pad_slices"),
+    # ncnn has native InstanceNorm, reflection Padding and Deconvolution layers, and no batch axis:
+    # the 6-D reshapes of the pixel-shuffle rewrites do not map onto its 4-D blobs
+    "ncnn": ("fold_norm_bias",),
+    "coreml": ("fold_norm_bias",),
 }
 
 
@@ -496,12 +518,103 @@ class SpaceToDepthConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, *widths: object, **kw: object) -> torch.Tensor:
         if any(self.pad):
-            x = F.pad(x, self.pad, mode=self.padding_mode)
+            x = _pad(x, self.pad, self.padding_mode)
         h, w = x.shape[-2] - self.kernel_size[0] + 1, x.shape[-1] - self.kernel_size[1] + 1
         # odd sizes get one zero row/column so the grid halves; the extra outputs are cropped
-        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+        if x.shape[-1] % 2 or x.shape[-2] % 2:  # no empty pad node (XNNPACK's int8 pad rejects it)
+            x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
         y = depth_to_space(F.conv2d(space_to_depth(x, 2), self.weight, self.bias), 2)
-        return y[..., :h, :w]
+        if y.shape[-2:] != (h, w):  # a no-op slice would still be a graph node (an alias outside XNNPACK)
+            y = y[..., :h, :w]
+        return y
+
+
+def reflect_pad_slices(x: torch.Tensor, pad: Sequence[int]) -> torch.Tensor:
+    """``F.pad(x, pad, mode="reflect")`` for 4-D ``x`` as slices and concatenation (bit-exact).
+
+    ``pad`` is ``(left, right, top, bottom)``; left column ``j`` of the result is input column
+    ``left - j``, the mirror image without repeating the edge.
+    """
+    left, right, top, bottom = pad
+    width, height = x.shape[-1], x.shape[-2]
+    if left >= width or right >= width or top >= height or bottom >= height:
+        raise ConfigError(f"reflection padding {tuple(pad)} needs an input larger than {height}×{width}")
+    if left or right:
+        cols = [x[..., i : i + 1] for i in range(left, 0, -1)] + [x]
+        cols += [x[..., width - 1 - i : width - i] for i in range(1, right + 1)]
+        x = torch.cat(cols, dim=-1)
+    if top or bottom:
+        rows = [x[..., i : i + 1, :] for i in range(top, 0, -1)] + [x]
+        rows += [x[..., height - 1 - i : height - i, :] for i in range(1, bottom + 1)]
+        x = torch.cat(rows, dim=-2)
+    return x
+
+
+def _pad(x: torch.Tensor, pad: Sequence[int], mode: str) -> torch.Tensor:
+    if mode == "reflect_slices":
+        return reflect_pad_slices(x, pad)
+    return F.pad(x, tuple(pad), mode=mode)
+
+
+class SlicedReflectConv2d(FixedConv2d):
+    """A reflect-padded convolution whose padding is :func:`reflect_pad_slices` (same function)."""
+
+    def forward(self, x: torch.Tensor, *widths: object, **kw: object) -> torch.Tensor:  # type: ignore[override]
+        x = reflect_pad_slices(x, self._reversed_padding_repeated_twice)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class PrimitiveInstanceNorm2d(nn.Module):
+    """InstanceNorm from mean, subtract, multiply and ``rsqrt``: the same biased variance and eps."""
+
+    def __init__(self, norm: FixedInstanceNorm2d) -> None:
+        super().__init__()
+        self.eps = norm.eps
+        self.weight = None if norm.weight is None else nn.Parameter(norm.weight.detach().view(1, -1, 1, 1))
+        self.bias = None if norm.bias is None else nn.Parameter(norm.bias.detach().view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=(2, 3), keepdim=True)
+        variance = (centred * centred).mean(dim=(2, 3), keepdim=True)
+        y = centred * torch.rsqrt(variance + self.eps)
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+
+def _instance_norm_primitives(model: nn.Module) -> int:
+    count = 0
+    for name, m in list(model.named_modules()):
+        if isinstance(m, FixedInstanceNorm2d):
+            _swap(model, name, PrimitiveInstanceNorm2d(m))
+            count += 1
+    return count
+
+
+def _reflect_pad_slices(model: nn.Module) -> int:
+    count = 0
+    for name, m in list(model.named_modules()):
+        if isinstance(m, SpaceToDepthConv2d) and m.padding_mode == "reflect":
+            m.padding_mode = "reflect_slices"
+            count += 1
+        elif type(m) is FixedConv2d and m.padding_mode == "reflect" and any(m.padding):
+            new = SlicedReflectConv2d(
+                m.in_channels,
+                m.out_channels,
+                m.kernel_size,
+                stride=m.stride,
+                padding=m.padding,
+                dilation=m.dilation,
+                groups=m.groups,
+                bias=m.bias is not None,
+                padding_mode="reflect",
+            )
+            new.load_state_dict(m.state_dict())
+            _swap(model, name, new)
+            count += 1
+    return count
 
 
 def _space_to_depth(model: nn.Module) -> int:
@@ -528,11 +641,16 @@ _REWRITE_FNS = {
     "convt_pixelshuffle": _convt_pixelshuffle,
     "fold_norm_bias": _fold_norm_bias,
     "space_to_depth": _space_to_depth,
+    "instance_norm_primitives": _instance_norm_primitives,
+    "reflect_pad_slices": _reflect_pad_slices,
 }
 
 
 def apply_rewrites(model: nn.Module, rewrites: Sequence[str] = DEFAULT_REWRITES) -> nn.Module:
     """Apply the named rewrites in place to a deploy module (from :func:`deploy_module`) and return it.
+
+    They run in the order of :data:`REWRITES` whatever order they are named in, so that a rewrite
+    that replaces a layer (``space_to_depth``) comes before one that changes how it pads.
 
     Example:
         >>> fast = apply_rewrites(deploy_module(g), ("convt_pixelshuffle",))
@@ -540,8 +658,9 @@ def apply_rewrites(model: nn.Module, rewrites: Sequence[str] = DEFAULT_REWRITES)
     unknown = [r for r in rewrites if r not in _REWRITE_FNS]
     if unknown:
         raise ConfigError(f"unknown rewrite(s) {unknown}; known: {', '.join(REWRITES)}")
-    for name in rewrites:
-        _REWRITE_FNS[name](model)
+    for name in REWRITES:
+        if name in rewrites:
+            _REWRITE_FNS[name](model)
     return model.eval()
 
 

@@ -124,7 +124,7 @@ def measure_latency_ms(net: nn.Module, example: torch.Tensor, repeats: int = 10,
 
 
 class LatencyTable:
-    """Latency (ms, PyTorch eager, batch 1, median of repeats) of subnets on this machine, cached."""
+    """Latency (ms, deploy form in PyTorch eager, batch 1, median of repeats) of subnets here, cached."""
 
     def __init__(
         self,
@@ -141,15 +141,20 @@ class LatencyTable:
         self.cache = JsonCache(cache_path)
 
     def key(self, arch: ArchSpec) -> str:
-        return f"{arch}|{self.size[0]}x{self.size[1]}|threads{torch.get_num_threads()}|{torch.__version__}"
+        return f"{arch}|{self.size[0]}x{self.size[1]}|threads{torch.get_num_threads()}|{torch.__version__}|deploy"
 
     def __call__(self, arch: ArchSpec) -> float:
         key = self.key(arch)
         hit = self.cache.get(key)
         if hit is not None:
             return float(hit)
+        from ...bench.latency import deployed_latency_ms
+
+        # the deployed form (fixed widths, exact rewrites) through the benchmark's runtime registry
         sub = self.supernet.extract_subnet(arch).eval()
-        ms = measure_latency_ms(sub, sub.example_input(self.size, 1), self.repeats, self.warmup)
+        ms = deployed_latency_ms(
+            sub, self.size, threads=torch.get_num_threads(), warmup=self.warmup, repeats=self.repeats
+        )
         self.cache.put(key, ms)
         return ms
 
