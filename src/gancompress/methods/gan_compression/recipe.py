@@ -77,7 +77,7 @@ class LossConfig:
 class DiscriminatorConfig:
     """The student's discriminator; ``init_from`` is the teacher's discriminator (safetensors)."""
 
-    name: Literal["patchgan", "multiscale"] = "patchgan"
+    name: Literal["patchgan", "multiscale", "pooled"] = "patchgan"
     base_width: int = 64
     num_layers: int = 3
     num_scales: int = 2
