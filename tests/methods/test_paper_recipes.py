@@ -69,7 +69,11 @@ def test_fast_recipe_is_the_official_one_and_its_budget_binds(task):
     budget, mutate_prob, weighted = OFFICIAL_FAST[task]
     assert recipe.search.budget_macs == budget
     assert recipe.search.mutate_prob == mutate_prob and recipe.search.weighted_sample == weighted
-    assert (recipe.search.population, recipe.search.parent_ratio, recipe.search.mutation_ratio) == (100, 0.25, 0.5)
+    assert (recipe.search.population, recipe.search.parent_ratio, recipe.search.mutation_ratio) == (
+        100,
+        0.25,
+        0.5,
+    )
     teacher = _meta_teacher(task)
     space, macs = _space_and_table(recipe, teacher)
     assert str(space.largest()) == "_".join(["64"] * len(teacher.width_groups))  # student ngf 64
@@ -105,7 +109,13 @@ def test_mobile_teacher_is_ngf_96_where_the_official_scripts_train_it(task):
 @pytest.mark.parametrize("task", ["edges2shoes", "cityscapes", "map2sat"])
 def test_paired_recipes_use_the_official_discriminator(method, task):
     d = load_recipe(ROOT / method / f"{task}.yaml").discriminator
-    assert (d.name, d.base_width, d.num_layers, d.norm, d.conditional) == ("patchgan", 128, 3, "instance", True)
+    assert (d.name, d.base_width, d.num_layers, d.norm, d.conditional) == (
+        "patchgan",
+        128,
+        3,
+        "instance",
+        True,
+    )
 
 
 def test_mobile_teachers_of_every_family_with_one():
