@@ -123,3 +123,88 @@ def test_mobile_teachers_of_every_family_with_one():
         with torch.device("meta"):
             mobile = mobile_generator(_meta_teacher(task))
         assert mobile.options["separable"] is True
+
+
+# -- every paper recipe starts and runs through at tiny size -------------------------------------------
+SIZE = 32
+RUNS = [
+    ("fast-gan-compression", "horse2zebra", "unpaired"),
+    ("fast-gan-compression", "edges2shoes", "paired"),
+    ("fast-gan-compression", "cityscapes", "paired"),
+    ("fast-gan-compression", "map2sat", "paired"),
+    ("fast-gan-compression", "gaugan_cityscapes", "semantic"),
+    ("fast-gan-compression", "gaugan_coco", "semantic"),
+    ("fast-gan-compression", "munit_edges2shoes", "unpaired"),
+    ("gan-compression", "map2sat", "paired"),  # the ngf-96 mobile teacher (here 2 × a tiny teacher's)
+]
+TINY_TEACHERS = {
+    "resnet": dict(base_width=8, num_blocks=3),
+    "spade": dict(
+        preset=None, label_channels=5, base_width=2, size=(SIZE, SIZE), num_upsampling_layers="normal"
+    ),
+    "munit": dict(base_width=4, style_downsample=3, mlp_dim=16),
+}
+
+
+def _layout(root, kind):
+    """Generated images in the dataset layout of the recipe's ``data.kind``."""
+    import numpy as np
+
+    from imagefiles import save
+
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        a = rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+        b = 255 - a
+        if kind == "paired":
+            save(root / "train" / f"{i}.png", np.concatenate([a, b], axis=1))
+        elif kind == "unpaired":
+            save(root / "trainA" / f"{i}.png", a)
+            save(root / "trainB" / f"{i}.png", b)
+        else:
+            save(root / "train_label" / f"{i}.png", rng.integers(0, 5, (SIZE, SIZE)).astype(np.uint8), "L")
+            save(root / "train_img" / f"{i}.png", a)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,task,kind", RUNS, ids=[f"{m}-{t}" for m, t, _ in RUNS])
+def test_paper_recipe_runs_at_tiny_size(tmp_path, method, task, kind):
+    from gancompress.methods import MethodOptions, compress
+
+    folder = method.replace("-", "_")
+    family = TEACHERS[task][0]
+    torch.manual_seed(0)
+    teacher = create_generator(family, **TINY_TEACHERS[family])
+    stage = "{epochs: 0, decay_epochs: 1, max_steps: 1, checkpoint_every: 1, log_every: 1}"
+    overrides = [
+        f"data.load_size={SIZE}",
+        f"data.crop_size={SIZE}",
+        "data.preprocess=resize",
+        "data.batch_size=2",
+        "data.holdout=2",
+        "data.num_workers=0",
+        "discriminator.base_width=8",  # the recipe's D, narrower: a tiny run
+        'supernet.search_space={"*": [1.0, 0.5]}',
+        f"supernet.train={stage}",
+        f"finetune={stage}",
+        "search.budget_macs=null",
+        "search.image_size=null",
+        "search.population=3",
+        "search.generations=1",
+        "search.eval_batch_size=2",
+        "search.calibration_batches=1",
+        "search.metric=psnr",
+        "loss.vgg=0",
+    ]
+    if kind == "semantic":
+        overrides.append("data.num_classes=5")
+    if family != "resnet":  # the multi-scale D of GauGAN and MUNIT, shallower: 32-px images
+        overrides += ["discriminator.num_layers=2", "discriminator.num_scales=2"]
+    if method == "gan-compression":
+        overrides += [f"mobile_teacher.train={stage}", "mobile_teacher.base_width=16"]
+    recipe = ROOT / folder / f"{task}.yaml"
+    options = MethodOptions(recipe=str(recipe), overrides=tuple(overrides), ratio=0.9)
+    result = compress(method, teacher, _layout(tmp_path / "data", kind), tmp_path / "run", options)
+    assert result.generator.family == family
+    assert result.summary["search"]["cost"] <= result.summary["search"]["budget"]
