@@ -23,10 +23,18 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="a family name (resnet, unet, spade, munit), a saved generator directory or a .pth checkpoint",
     )
     p.add_argument(
-        "--separable", action="store_true", help="resnet: GAN Compression's mobile (separable) blocks"
+        "--separable",
+        action="store_true",
+        help="GAN Compression's mobile (separable) family: resnet, spade, munit",
     )
     p.add_argument("--arch", help="architecture string, e.g. 16_16_32_16_32_32_16_16")
     p.add_argument("--preset", help="spade: cityscapes | coco | ade20k")
+    p.add_argument(
+        "--layout",
+        choices=("thirds", "legacy"),
+        help="resnet block widths: thirds (sub_mobile_resnet_9blocks, default) or legacy "
+        "(legacy_sub_mobile_resnet_9blocks: only blocks 1, 4, 7 narrower than the trunk)",
+    )
     p.add_argument("--base-width", type=positive_int(4096), help="ngf (default 64)")
     p.add_argument("--size", **SIZE_OPTION, help=f"{SIZE_HELP} (default: the family's)")
     p.add_argument("--layers", action="store_true", help="also print the per-layer breakdown")
@@ -70,9 +78,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     if target.is_dir() or target.is_file():
-        if args.arch or args.separable or args.preset or args.base_width:
+        if args.arch or args.separable or args.preset or args.base_width or args.layout:
             raise ConfigError(
-                "--arch/--separable/--preset/--base-width apply to a family name, not a saved model"
+                "--arch/--separable/--preset/--base-width/--layout apply to a family name, not a saved model"
             )
         from .export.resolve import load_generator_arg
 
@@ -86,13 +94,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
             )
         options = {}
         if args.separable:
-            if args.target != "resnet":
-                raise ConfigError("--separable applies to the resnet family only")
+            if args.target not in ("resnet", "spade", "munit"):
+                raise ConfigError("--separable applies to the resnet, spade and munit families only")
             options["separable"] = True
         if args.preset:
             if args.target != "spade":
                 raise ConfigError("--preset applies to the spade family only")
             options["preset"] = args.preset
+        if args.layout:
+            if args.target != "resnet":
+                raise ConfigError("--layout applies to the resnet family only")
+            options["layout"] = args.layout
         if args.base_width:
             options["base_width"] = args.base_width
         with torch.device("meta"):  # shapes only: full-size counts without computing anything

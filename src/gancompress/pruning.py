@@ -64,7 +64,7 @@ def coupled_tensors(generator: Generator) -> dict[str, list[Coupling]]:
             shape = tuple(tensor.shape)
             ref = full[key]
             for dim, (a, b) in enumerate(zip(ref, shape)):
-                if a == b:
+                if a == b or generator.follows_width(key, dim):
                     continue
                 diff = abs(a - b)
                 if diff % delta or a % channels or a // channels != diff // delta:

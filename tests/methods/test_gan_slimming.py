@@ -74,17 +74,34 @@ def test_weight_quantiser_is_symmetric_per_layer_and_passes_gradients_straight_t
 def test_activation_quantiser_is_unsigned_and_clamped():
     x = torch.tensor([-1.0, 0.01, 1.0, 3.99, 9.0], requires_grad=True)
     q = quantize_ste(x, 8, 4.0, signed=False)
-    step = 4.0 / 255
+    step = 4.0 / 256  # the official LinQuantSteOp: int_max 2^8, 257 levels 0 … 4
     assert q[0] == 0 and q[-1] == 4.0
+    grid = quantize_ste(torch.linspace(0, 4, 5000), 8, 4.0, signed=False)
+    assert len(torch.unique(grid)) == 257
     torch.testing.assert_close(q[1:4].detach(), torch.round(x[1:4].detach() / step) * step)
     q.sum().backward()
     torch.testing.assert_close(x.grad, torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0]))  # clamped ends get none
 
 
-def test_quantized_generator_skips_the_first_input_and_signs_from_the_probe():
+def test_quantized_generator_clamps_every_resnet_input_to_unsigned_as_the_official_code():
     teacher = tiny("resnet")
     student = slimmable_student(teacher)
     q = QuantizedGenerator.attach(student, 8, 4.0, probe=teacher)
+    assert q.inputs["stem"] == "none"
+    assert {k for n, k in q.inputs.items() if n != "stem"} == {"unsigned"}  # the trunk too: [0, 4]
+    x = teacher.example_input((32, 32))
+    seen = []
+    handle = student.blocks[0].conv1.register_forward_hook(lambda m, a, o: seen.append(a[0]))
+    student(x)
+    handle.remove()
+    q.remove()
+    assert seen[0].min() >= 0 and seen[0].max() <= 4.0
+
+
+def test_quantized_generator_skips_the_first_input_and_signs_from_the_probe():
+    teacher = tiny("resnet")
+    student = slimmable_student(teacher)
+    q = QuantizedGenerator.attach(student, 8, 4.0, probe=teacher, inputs="probe")
     assert q.inputs["stem"] == "none" and q.inputs["down1"] == "unsigned" and q.inputs["head"] == "unsigned"
     assert q.inputs["up1"] == "signed"  # the residual trunk is not a ReLU output
     w = student.down1.weight  # the parametrised (quantised) weight
@@ -121,7 +138,7 @@ def test_removing_zero_gamma_channels_leaves_the_output_unchanged(key):
 
 
 def test_trunk_channel_goes_only_when_every_writer_is_off_and_blocks_are_decided_per_block():
-    student = slimmable_student(tiny("resnet"))
+    student = slimmable_student(tiny("resnet"), layout="thirds")
     groups = scale_groups(student)
     assert set(groups["trunk"].norms) == {"down2_norm"} | {f"blocks.{i}.norm2" for i in range(6)}
     assert len(groups["hidden1"].parts) == 2  # blocks 0 and 1 keep their own inner channels

@@ -155,6 +155,12 @@ class ElasticInstanceNorm2d(nn.InstanceNorm2d):
             return super().forward(x)
         weight = self.weight[:c] if self.affine else None
         bias = self.bias[:c] if self.affine else None
+        h, w = x.shape[-2:]
+        if type(h) is int and type(w) is int and h * w == 1:
+            # one element per channel normalises to exactly 0; torch refuses the 1×1 map (the
+            # separable SPADE / MUNIT convs meet it in tiny networks)
+            out = x * 0.0  # keeps the graph: the gradient is exactly 0, as it is for the true norm
+            return out if bias is None else out + bias.view(1, -1, 1, 1)
         return F.instance_norm(x, None, None, weight, bias, True, 0.0, self.eps)
 
 

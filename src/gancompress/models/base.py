@@ -63,6 +63,12 @@ class Generator(nn.Module):
         """Channel count at each distillation feature point for ``arch``."""
         raise NotImplementedError
 
+    def follows_width(self, key: str, dim: int) -> bool:
+        """True when dimension ``dim`` of tensor ``key`` has its own channels whose count follows a
+        width group without carrying that group's channels (GauGAN's SPADE hidden width): pruning
+        keeps their leading channels instead of permuting them with the group."""
+        return False
+
     # -- forward ---------------------------------------------------------------------------------
     def forward(
         self, x: torch.Tensor, arch: ArchSpec | str | None = None, features: Sequence[str] = (), **kwargs: Any

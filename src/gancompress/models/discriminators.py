@@ -1,4 +1,4 @@
-"""Discriminators: PatchGAN (pix2pix/CycleGAN) and multi-scale (pix2pixHD/GauGAN)."""
+"""Discriminators: PatchGAN (pix2pix/CycleGAN), pooled (GAN Slimming) and multi-scale (pix2pixHD/GauGAN)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ class PatchDiscriminator(nn.Module):
     ``forward(x, return_features=True)`` also returns every intermediate activation (for GauGAN's
     feature-matching loss).
     """
+
+    norm_affine: bool | None = None  # the norm's own default (instance: no affine)
 
     def __init__(
         self,
@@ -48,7 +50,7 @@ class PatchDiscriminator(nn.Module):
             layers.append(
                 nn.Sequential(
                     wrap(nn.Conv2d(base_width * prev, base_width * mult, 4, stride, 1, bias=bias)),
-                    create_norm(norm, base_width * mult),
+                    create_norm(norm, base_width * mult, affine=self.norm_affine),
                     nn.LeakyReLU(0.2, True),
                 )
             )
@@ -61,6 +63,33 @@ class PatchDiscriminator(nn.Module):
             x = layer(x)
             feats.append(x)
         return (x, feats[:-1]) if return_features else x
+
+
+@DISCRIMINATORS.register("pooled")
+class PooledDiscriminator(PatchDiscriminator):
+    """GAN Slimming's discriminator (VITA-Group/GAN-Slimming ``models.Discriminator``): the PatchGAN
+    layers with affine InstanceNorm, the logit map average-pooled to one logit per image (N × 1).
+
+    At its defaults (3 input channels, base width 64, 3 layers) it has the official 2,766,529 parameters.
+    """
+
+    norm_affine = True
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        base_width: int = 64,
+        num_layers: int = 3,
+        norm: str = "instance",
+        spectral_norm: bool = False,
+    ) -> None:
+        super().__init__(in_channels, base_width, num_layers, norm, spectral_norm)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        out = super().forward(x, return_features)
+        logits, feats = out if return_features else (out, None)
+        pooled = F.adaptive_avg_pool2d(logits, 1).flatten(1)
+        return (pooled, feats) if return_features else pooled
 
 
 @DISCRIMINATORS.register("multiscale")

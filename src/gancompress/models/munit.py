@@ -1,12 +1,20 @@
 """The MUNIT generator (Huang et al.): content encoder, style encoder, MLP, AdaIN decoder.
 
-Architecture string (10 numbers at the scale of ``base_width``)::
+Architecture string (10 numbers at the scale of ``base_width``), as GAN Compression's
+SubMobileAdaINGenerator reads it::
 
-    style_stem _ style_down1(×2) _ style_down(×4) _ content_stem _ content_down1(×2) _ content(×4)
-    _ enc_hidden(×4) _ dec_hidden(×4) _ up1(×2) _ up2
+    style _ content_stem _ content_down1(×2) _ content(×4) _ enc_hidden1(×4) _ enc_hidden2(×4)
+    _ dec_hidden1(×4) _ dec_hidden2(×4) _ up1(×2) _ up2
 
-``content`` is the content-code width (the residual trunk of encoder and decoder); ``enc_hidden``
-and ``dec_hidden`` are the inner widths of their residual blocks.
+``style`` is the style encoder's one width (its stem, then ×2, then ×4 for the remaining
+downsamplings); ``content`` is the content-code width (the residual trunk of encoder and decoder);
+``enc_hidden1/2`` and ``dec_hidden1/2`` are the inner widths of the first and second half of the
+encoder's and decoder's residual blocks (a pair of blocks each at the default four).
+
+``separable=True`` is the mobile family: the residual blocks' and the upsampling convolutions are
+separable (depthwise k×k → InstanceNorm → pointwise 1×1), as in GAN Compression's
+SuperMobile/SubMobileAdaINGenerator. The released edges2shoes string ``16_16_16_24_56_16_40_40_32_24``
+then builds the official network (1.10M parameters, 2.63G MACs).
 
 One deliberate layout change from the official code: the MLP ends in one scale head and one shift
 head per AdaIN layer instead of one flat vector, so that a narrower subnet takes the first channels
@@ -21,21 +29,21 @@ from torch import nn
 
 from ..arch import ArchSpec, WidthGroup
 from ..errors import ConfigError
-from ..layers import ElasticConv2d, ElasticLayerNorm2d, ElasticLinear, create_norm
+from ..layers import ElasticConv2d, ElasticLayerNorm2d, ElasticLinear, ElasticSeparableConv2d, create_norm
 from .base import Generator
 from .registry import GENERATORS
 
 MUNIT_GROUPS = (
-    WidthGroup("style_stem", 1),
-    WidthGroup("style_down1", 2),
-    WidthGroup("style_down", 4),
-    WidthGroup("content_stem", 1),
-    WidthGroup("content_down1", 2),
-    WidthGroup("content", 4),
-    WidthGroup("enc_hidden", 4),
-    WidthGroup("dec_hidden", 4),
-    WidthGroup("up1", 2),
-    WidthGroup("up2", 1),
+    WidthGroup("style", 1, "style encoder: stem width (×2 and ×4 after its downsamplings)"),
+    WidthGroup("content_stem", 1, "content encoder 7×7 stem output"),
+    WidthGroup("content_down1", 2, "content encoder first downsampling output"),
+    WidthGroup("content", 4, "content code = residual trunk width"),
+    WidthGroup("enc_hidden1", 4, "inner width of the first half of the encoder's residual blocks"),
+    WidthGroup("enc_hidden2", 4, "inner width of the second half of the encoder's residual blocks"),
+    WidthGroup("dec_hidden1", 4, "inner width of the first half of the decoder's residual blocks"),
+    WidthGroup("dec_hidden2", 4, "inner width of the second half of the decoder's residual blocks"),
+    WidthGroup("up1", 2, "first upsampling conv output"),
+    WidthGroup("up2", 1, "second upsampling conv output (feeds the 7×7 head)"),
 )
 
 
@@ -50,12 +58,21 @@ def adain(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float 
     return F.instance_norm(x, eps=eps) * scale[:, :, None, None] + shift[:, :, None, None]
 
 
+def _block_conv(cin: int, cout: int, k: int, pad_mode: str, separable: bool) -> nn.Module:
+    """A stride-1 k×k conv of a residual block or an upsampling stage: plain, or separable (mobile)."""
+    if separable:
+        return ElasticSeparableConv2d(
+            cin, cout, k, padding=(k - 1) // 2, padding_mode=pad_mode, norm="instance", norm_affine=False
+        )
+    return _conv(cin, cout, k, pad_mode=pad_mode)
+
+
 class ContentResBlock(nn.Module):
-    def __init__(self, dim: int, hidden: int, pad_mode: str) -> None:
+    def __init__(self, dim: int, hidden: int, pad_mode: str, separable: bool = False) -> None:
         super().__init__()
-        self.conv1 = _conv(dim, hidden, 3, pad_mode=pad_mode)
+        self.conv1 = _block_conv(dim, hidden, 3, pad_mode, separable)
         self.norm1 = create_norm("instance", hidden)
-        self.conv2 = _conv(hidden, dim, 3, pad_mode=pad_mode)
+        self.conv2 = _block_conv(hidden, dim, 3, pad_mode, separable)
         self.norm2 = create_norm("instance", dim)
 
     def forward(self, x: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -64,10 +81,10 @@ class ContentResBlock(nn.Module):
 
 
 class AdainResBlock(nn.Module):
-    def __init__(self, dim: int, hidden: int, pad_mode: str) -> None:
+    def __init__(self, dim: int, hidden: int, pad_mode: str, separable: bool = False) -> None:
         super().__init__()
-        self.conv1 = _conv(dim, hidden, 3, pad_mode=pad_mode)
-        self.conv2 = _conv(hidden, dim, 3, pad_mode=pad_mode)
+        self.conv1 = _block_conv(dim, hidden, 3, pad_mode, separable)
+        self.conv2 = _block_conv(hidden, dim, 3, pad_mode, separable)
 
     def forward(self, x: torch.Tensor, hidden: int, params: list[torch.Tensor]) -> torch.Tensor:
         s1, b1, s2, b2 = params
@@ -100,6 +117,7 @@ class MunitGenerator(Generator):
         style_downsample: int = 4,
         mlp_dim: int = 256,
         padding: str = "reflect",
+        separable: bool = False,
     ) -> None:
         if num_downsample != 2:
             raise ConfigError(
@@ -107,6 +125,8 @@ class MunitGenerator(Generator):
             )
         if style_downsample < 2:
             raise ConfigError(f"munit.style_downsample must be at least 2, got {style_downsample}")
+        if num_res < 2:
+            raise ConfigError(f"munit.num_res must be at least 2 (two hidden-width groups), got {num_res}")
         options = dict(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -117,22 +137,17 @@ class MunitGenerator(Generator):
             style_downsample=style_downsample,
             mlp_dim=mlp_dim,
             padding=padding,
+            separable=separable,
         )
         super().__init__(arch, options)
         ch = self.arch.channels(self.width_groups)
         pad = {"reflect": "reflect", "zero": "zeros", "replicate": "replicate"}[padding]
         # style encoder (no normalisation, as MUNIT)
-        self.style_stem = _conv(in_channels, ch["style_stem"], 7, pad_mode=pad)
-        self.style_down = nn.ModuleList(
-            [
-                _conv(ch["style_stem"], ch["style_down1"], 4, 2, pad),
-                _conv(ch["style_down1"], ch["style_down"], 4, 2, pad),
-            ]
-        )
-        self.style_down.extend(
-            _conv(ch["style_down"], ch["style_down"], 4, 2, pad) for _ in range(style_downsample - 2)
-        )
-        self.style_out = ElasticConv2d(ch["style_down"], style_dim, 1)
+        s = ch["style"]
+        self.style_stem = _conv(in_channels, s, 7, pad_mode=pad)
+        self.style_down = nn.ModuleList([_conv(s, 2 * s, 4, 2, pad), _conv(2 * s, 4 * s, 4, 2, pad)])
+        self.style_down.extend(_conv(4 * s, 4 * s, 4, 2, pad) for _ in range(style_downsample - 2))
+        self.style_out = ElasticConv2d(4 * s, style_dim, 1)
         # content encoder (InstanceNorm without affine)
         self.content_stem = _conv(in_channels, ch["content_stem"], 7, pad_mode=pad)
         self.content_stem_norm = create_norm("instance", ch["content_stem"])
@@ -141,20 +156,22 @@ class MunitGenerator(Generator):
         self.content_down2 = _conv(ch["content_down1"], ch["content"], 4, 2, pad)
         self.content_down2_norm = create_norm("instance", ch["content"])
         self.enc_blocks = nn.ModuleList(
-            ContentResBlock(ch["content"], ch["enc_hidden"], pad) for _ in range(num_res)
+            ContentResBlock(ch["content"], ch[self.block_group("enc", i)], pad, separable)
+            for i in range(num_res)
         )
         # decoder: AdaIN residual blocks, then upsample + 5×5 conv + layer norm twice, then 7×7 conv
         self.dec_blocks = nn.ModuleList(
-            AdainResBlock(ch["content"], ch["dec_hidden"], pad) for _ in range(num_res)
+            AdainResBlock(ch["content"], ch[self.block_group("dec", i)], pad, separable)
+            for i in range(num_res)
         )
-        self.up1 = _conv(ch["content"], ch["up1"], 5, pad_mode=pad)
+        self.up1 = _block_conv(ch["content"], ch["up1"], 5, pad, separable)
         self.up1_norm = ElasticLayerNorm2d(ch["up1"])
-        self.up2 = _conv(ch["up1"], ch["up2"], 5, pad_mode=pad)
+        self.up2 = _block_conv(ch["up1"], ch["up2"], 5, pad, separable)
         self.up2_norm = ElasticLayerNorm2d(ch["up2"])
         self.head = _conv(ch["up2"], out_channels, 7, pad_mode=pad)
         # MLP from the style code to every AdaIN layer's scale and shift
         self.mlp = nn.ModuleList([ElasticLinear(style_dim, mlp_dim), ElasticLinear(mlp_dim, mlp_dim)])
-        widths = [w for _ in range(num_res) for w in (ch["dec_hidden"], ch["content"])]
+        widths = self._adain_widths(ch)
         self.adain_shift = nn.ModuleList(ElasticLinear(mlp_dim, w) for w in widths)
         self.adain_scale = nn.ModuleList(ElasticLinear(mlp_dim, w) for w in widths)
 
@@ -162,14 +179,23 @@ class MunitGenerator(Generator):
     def width_groups(self) -> tuple[WidthGroup, ...]:
         return MUNIT_GROUPS
 
+    def block_group(self, part: str, index: int) -> str:
+        """Width group of residual block ``index`` of ``part`` ('enc' or 'dec'): halves, as officially."""
+        return f"{part}_hidden{1 if index < self.options['num_res'] // 2 else 2}"
+
+    def _adain_widths(self, ch: dict[str, int]) -> list[int]:
+        n = self.options["num_res"]
+        return [w for i in range(n) for w in (ch[self.block_group("dec", i)], ch["content"])]
+
     def feature_channels(self, arch: ArchSpec | str | None = None) -> dict[str, int]:
         return {"content": self.channels(arch)["content"], "style": self.options["style_dim"]}
 
     def encode_style(self, image: torch.Tensor, ch: dict[str, int] | None = None) -> torch.Tensor:
         """Style code (N × style_dim) of ``image``."""
         ch = ch or self.channels()
-        h = F.relu(self.style_stem(image, ch["style_stem"]))
-        outs = [ch["style_down1"]] + [ch["style_down"]] * (len(self.style_down) - 1)
+        s = ch["style"]
+        h = F.relu(self.style_stem(image, s))
+        outs = [2 * s] + [4 * s] * (len(self.style_down) - 1)
         for conv, c in zip(self.style_down, outs):
             h = F.relu(conv(h, c))
         h = F.adaptive_avg_pool2d(h, 1)
@@ -180,8 +206,8 @@ class MunitGenerator(Generator):
         h = F.relu(self.content_stem_norm(self.content_stem(x, ch["content_stem"])))
         h = F.relu(self.content_down1_norm(self.content_down1(h, ch["content_down1"])))
         h = F.relu(self.content_down2_norm(self.content_down2(h, ch["content"])))
-        for block in self.enc_blocks:
-            h = block(h, ch["enc_hidden"])
+        for i, block in enumerate(self.enc_blocks):
+            h = block(h, ch[self.block_group("enc", i)])
         return h
 
     def decode(
@@ -191,13 +217,13 @@ class MunitGenerator(Generator):
         h = style
         for layer in self.mlp:
             h = F.relu(layer(h))
-        widths = [w for _ in self.dec_blocks for w in (ch["dec_hidden"], ch["content"])]
+        widths = self._adain_widths(ch)
         shifts = [head(h, w) for head, w in zip(self.adain_shift, widths)]
         scales = [head(h, w) for head, w in zip(self.adain_scale, widths)]
         x = content
         for i, block in enumerate(self.dec_blocks):
             p = [scales[2 * i], shifts[2 * i], scales[2 * i + 1], shifts[2 * i + 1]]
-            x = block(x, ch["dec_hidden"], p)
+            x = block(x, ch[self.block_group("dec", i)], p)
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         x = F.relu(self.up1_norm(self.up1(x, ch["up1"])))
         x = F.interpolate(x, scale_factor=2, mode="nearest")

@@ -4,8 +4,18 @@ Architecture string (GAN Compression, 8 numbers at the scale of ``base_width``):
 
     stem _ down1(×2) _ trunk(×4) _ hidden1(×4) _ hidden2(×4) _ hidden3(×4) _ up1(×2) _ up2
 
-``hidden1..3`` are the inner widths of residual blocks 1–3, 4–6 and 7–9. The older 6-number form
-(one hidden width for all blocks) is read too and written in the 8-number form.
+``hidden1..3`` are the inner widths of residual blocks 1–3, 4–6 and 7–9 (``layout="thirds"``, GAN
+Compression's ``sub_mobile_resnet_9blocks``). ``layout="legacy"`` is its
+``legacy_sub_mobile_resnet_9blocks``: only the first block of each third (blocks 1, 4, 7) takes
+``hidden1..3``; the other six keep the trunk width.
+
+``layout="blocks"`` gives every residual block its own inner width (GAN Slimming's per-block
+widths): ``stem _ down1 _ trunk _ block1 _ … _ blockN _ up1 _ up2`` (the 8-number form is read too,
+each third's width going to its blocks).
+
+Both 6-number forms are read and written in the 8-number form: ``stem _ down1 _ trunk _ hidden _ up1
+_ up2`` with one hidden width for every block (``thirds``), or for blocks 1, 4 and 7 (``legacy``, the
+form of the paper's edges2shoes ``32_32_40_48_16_32``: 699,875 parameters).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from .base import Generator
 from .registry import GENERATORS
 
 PADDINGS = {"reflect": "reflect", "replicate": "replicate", "zero": "zeros"}
+LAYOUTS = ("thirds", "legacy", "blocks")
 
 RESNET_GROUPS = (
     WidthGroup("stem", 1, "stem 7×7 conv output"),
@@ -96,7 +107,10 @@ class ResnetGenerator(Generator):
         norm_affine: bool | None = None,
         padding: str = "reflect",
         dropout: float = 0.0,
+        layout: str = "thirds",
     ) -> None:
+        if layout not in LAYOUTS:
+            raise ConfigError(f"resnet.layout must be one of {list(LAYOUTS)}, got {layout!r}")
         if padding not in PADDINGS:
             raise ConfigError(f"resnet.padding must be one of {sorted(PADDINGS)}, got {padding!r}")
         if num_blocks < 3:
@@ -111,6 +125,7 @@ class ResnetGenerator(Generator):
             norm_affine=norm_affine,
             padding=padding,
             dropout=dropout,
+            layout=layout,
         )
         super().__init__(arch, options)
         ch = self.arch.channels(self.width_groups)
@@ -143,20 +158,41 @@ class ResnetGenerator(Generator):
 
     @property
     def width_groups(self) -> tuple[WidthGroup, ...]:
-        return RESNET_GROUPS
+        if self.options.get("layout") != "blocks":
+            return RESNET_GROUPS
+        n = self.options["num_blocks"]
+        blocks = tuple(
+            WidthGroup(f"block{i + 1}", 4, f"inner width of residual block {i + 1}") for i in range(n)
+        )
+        return RESNET_GROUPS[:3] + blocks + RESNET_GROUPS[6:]
 
     def parse_arch(self, arch: ArchSpec | str | None) -> ArchSpec:
         spec = as_arch(self.family, arch, self.default_arch())
         if len(spec.widths) == 6:  # the older form: one hidden width for every block
             w = spec.widths
             spec = ArchSpec(self.family, (w[0], w[1], w[2], w[3], w[3], w[3], w[4], w[5]))
+        n = self.options["num_blocks"]
+        if self.options.get("layout") == "blocks" and len(spec.widths) == 8 and n + 5 != 8:
+            w = spec.widths  # the 8-number form: each third's hidden width to its blocks
+            third = n // 3
+            hidden = [w[3 + min(i // third, 2)] for i in range(n)]
+            spec = ArchSpec(self.family, (*w[:3], *hidden, *w[6:]))
         spec.check(self.width_groups)
         return spec
 
     def block_group(self, index: int) -> str:
-        """Width group of residual block ``index`` (blocks split in three nearly equal thirds)."""
+        """Width group of residual block ``index`` (blocks split in three nearly equal thirds).
+
+        In the legacy layout only the first block of each third has its own group; the others are
+        at the trunk width.
+        """
+        if self.options.get("layout") == "blocks":
+            return f"block{index + 1}"
         third = self.options["num_blocks"] // 3
-        return "hidden1" if index < third else "hidden2" if index < 2 * third else "hidden3"
+        part = min(index // third, 2)
+        if self.options.get("layout") == "legacy" and index != part * third:
+            return "trunk"
+        return f"hidden{part + 1}"
 
     def _feature_after(self) -> dict[int, str]:
         third = self.options["num_blocks"] // 3

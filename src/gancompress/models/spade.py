@@ -6,7 +6,14 @@ Architecture string (8 numbers at the scale of ``base_width``)::
     _ up_0(×8) _ up_1(×4) _ up_2(×2) _ up_3(×1)
 
 The trunk is the width of ``fc`` and of the three residual blocks that keep it (their identity
-shortcuts tie them); each ``up_i`` number is that block's output (and inner) width.
+shortcuts tie them); each ``up_i`` number is that block's output (and inner) width. As in GAN
+Compression's SubMobileSPADEGenerator, the hidden width of a block's SPADEs scales with the block's
+own number (``spade_hidden × number / base_width``: 2 × number at the defaults), so the teacher
+``64_…_64`` keeps GauGAN's 128 everywhere.
+
+``separable=True`` is the mobile family (MobileSPADE / SubMobileSPADE): SPADE's ``mlp_gamma`` and
+``mlp_beta`` become separable convolutions. The released strings then build the official networks,
+e.g. Cityscapes ``32_40_40_32_40_24_32_24`` (21.0M parameters, 31.2G MACs).
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ class SpadeGenerator(Generator):
         base_width: int = 64,
         num_upsampling_layers: str | None = None,
         spade_hidden: int = 128,
+        separable: bool = False,
         param_free_norm: str = "batch",
         spectral_norm: bool = False,
         size: tuple[int, int] | list[int] | None = None,
@@ -97,27 +105,29 @@ class SpadeGenerator(Generator):
             base_width=base_width,
             num_upsampling_layers=num_up,
             spade_hidden=spade_hidden,
+            separable=separable,
             param_free_norm=param_free_norm,
             spectral_norm=spectral_norm,
             size=list(size),
         )
         super().__init__(arch, options)
         ch = self.arch.channels(self.width_groups)
-        kw = dict(hidden=spade_hidden, norm=param_free_norm)
+        hid = self._hidden(ch)
         t = ch["trunk"]
         self.fc = ElasticConv2d(label_channels, t, 3, padding=1)
-        self.head_0 = SPADEResnetBlock(t, t, ch["head_0"], label_channels, learned_shortcut=False, **kw)
-        self.G_middle_0 = SPADEResnetBlock(
-            t, t, ch["G_middle_0"], label_channels, learned_shortcut=False, **kw
-        )
-        self.G_middle_1 = SPADEResnetBlock(
-            t, t, ch["G_middle_1"], label_channels, learned_shortcut=False, **kw
-        )
+        kw = dict(norm=param_free_norm, separable=separable)
+        for name in ("head_0", "G_middle_0", "G_middle_1"):
+            block = SPADEResnetBlock(
+                t, t, ch[name], label_channels, hidden=hid[name], learned_shortcut=False, **kw
+            )
+            setattr(self, name, block)
         prev = t
         ups = []
         for name in ("up_0", "up_1", "up_2", "up_3"):
             ups.append(
-                SPADEResnetBlock(prev, ch[name], ch[name], label_channels, learned_shortcut=True, **kw)
+                SPADEResnetBlock(
+                    prev, ch[name], ch[name], label_channels, hidden=hid[name], learned_shortcut=True, **kw
+                )
             )
             prev = ch[name]
         self.up_0, self.up_1, self.up_2, self.up_3 = ups
@@ -130,6 +140,23 @@ class SpadeGenerator(Generator):
     @property
     def width_groups(self) -> tuple[WidthGroup, ...]:
         return SPADE_GROUPS
+
+    def _hidden(self, ch: dict[str, int]) -> dict[str, int]:
+        """SPADE hidden width of each block: ``spade_hidden`` scaled by the block's number."""
+        o = self.options
+        return {
+            g.name: max(1, o["spade_hidden"] * ch[g.name] // (g.multiplier * o["base_width"]))
+            for g in SPADE_GROUPS[1:]
+        }
+
+    def follows_width(self, key: str, dim: int) -> bool:
+        # SPADE's hidden channels: mlp_shared's output, the depthwise part and the input of the
+        # modulation convs. Their count is 2 × the block's number, but they are not its channels.
+        if ".mlp_shared." in key:
+            return dim == 0
+        if ".mlp_gamma." in key or ".mlp_beta." in key:
+            return dim == 0 if ".depthwise." in key else dim == 1
+        return False
 
     @property
     def default_size(self) -> tuple[int, int]:
@@ -151,6 +178,7 @@ class SpadeGenerator(Generator):
         return {"head_0": ch["trunk"], "G_middle_1": ch["trunk"], "up_1": ch["up_1"]}
 
     def _forward(self, seg, ch, feats, want, **kwargs):
+        hid = self._hidden(ch)
         if kwargs:
             raise ConfigError(f"spade generator takes no extra inputs, got {sorted(kwargs)}")
         h, w = seg.shape[2:]
@@ -159,19 +187,19 @@ class SpadeGenerator(Generator):
             raise ConfigError(f"spade input {h}×{w} must be divisible by {factor}")
         x = F.interpolate(seg, size=(h // factor, w // factor), mode="nearest")
         x = self.fc(x, ch["trunk"])
-        x = self.head_0(x, seg, ch["head_0"])
+        x = self.head_0(x, seg, ch["head_0"], hidden=hid["head_0"])
         if "head_0" in want:
             feats["head_0"] = x
         x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = self.G_middle_0(x, seg, ch["G_middle_0"])
+        x = self.G_middle_0(x, seg, ch["G_middle_0"], hidden=hid["G_middle_0"])
         if self.num_up == 6:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = self.G_middle_1(x, seg, ch["G_middle_1"])
+        x = self.G_middle_1(x, seg, ch["G_middle_1"], hidden=hid["G_middle_1"])
         if "G_middle_1" in want:
             feats["G_middle_1"] = x
         for name in ("up_0", "up_1", "up_2", "up_3"):
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, name)(x, seg, ch[name], ch[name])
+            x = getattr(self, name)(x, seg, ch[name], ch[name], hidden=hid[name])
             if name in want:
                 feats[name] = x
         x = self.conv_img(F.leaky_relu(x, 0.2))

@@ -77,7 +77,7 @@ class LossConfig:
 class DiscriminatorConfig:
     """The student's discriminator; ``init_from`` is the teacher's discriminator (safetensors)."""
 
-    name: Literal["patchgan", "multiscale"] = "patchgan"
+    name: Literal["patchgan", "multiscale", "pooled"] = "patchgan"
     base_width: int = 64
     num_layers: int = 3
     num_scales: int = 2
@@ -165,7 +165,9 @@ class SearchConfig:
     generations: int = 500
     parent_ratio: float = 0.25
     mutation_ratio: float = 0.5
-    mutate_prob: float = 0.3
+    mutate_prob: float = 0.2  # evolution_search.py's default (its horse2zebra script: 0.4)
+    weighted_sample: float = 1.0  # > 1: the first generation favours smaller widths (official flag)
+    weight_strategy: Literal["arithmetic", "geometric"] = "arithmetic"
     max_candidates: int | None = None  # exhaustive: refuse spaces with more feasible archs than this
     calibration_batches: int = 10  # BatchNorm statistics recomputed on this many training batches
     eval_batch_size: int = 8
@@ -182,6 +184,7 @@ class SearchConfig:
             raise ConfigError(f"search.mutation_ratio must be in [0, 1], got {self.mutation_ratio}")
         if not 0 <= self.mutate_prob <= 1:
             raise ConfigError(f"search.mutate_prob must be in [0, 1], got {self.mutate_prob}")
+        _positive("search.weighted_sample", self.weighted_sample)
         given = [n for n in ("budget_macs", "budget_latency_ms", "ratio") if getattr(self, n) is not None]
         if len(given) > 1:
             raise ConfigError(f"search: give one budget, not {given}")

@@ -472,28 +472,38 @@ def evolutionary_search(
     generations: int = 500,
     parent_ratio: float = 0.25,
     mutation_ratio: float = 0.5,
-    mutate_prob: float = 0.3,
+    mutate_prob: float = 0.2,
+    weighted_sample: float = 1.0,
+    weight_strategy: str = "arithmetic",
     seed: int = 0,
     max_tries: int = 200,
     progress: bool = False,
 ) -> SearchResult:
-    """Fast GAN Compression's evolutionary search within ``budget``.
+    """Fast GAN Compression's evolutionary search within ``budget``, as its ``evolution_search.py``.
 
-    Each generation keeps the best ``parent_ratio`` of the population as parents and refills it with
-    ``mutation_ratio`` mutants (each width resampled with ``mutate_prob``) and crossovers of two
-    parents; children over the budget are redrawn (up to ``max_tries`` times, then a parent is kept).
-    Deterministic for a given ``seed`` and cache.
+    The first generation is ``population`` feasible samples (smaller widths favoured when
+    ``weighted_sample`` > 1, see :meth:`SearchSpace.sample_weighted`). Each generation keeps the best
+    ``round(parent_ratio × population)`` as parents and adds ``round(mutation_ratio × population)``
+    mutants (a parent drawn with replacement, each width resampled with ``mutate_prob``) and
+    ``population`` minus that many crossovers (two parents drawn independently, with replacement; each
+    width from one of them), so a generation after the first has parents + ``population`` members
+    (officially 25 + 50 + 50). Children over the budget are redrawn, up to ``max_tries`` times (the
+    official code retries without end), then the parent is kept. Unlike the official loop, which
+    ranks ``generations`` times and leaves the last children unranked, the last generation is ranked
+    too. Deterministic for a given ``seed`` and cache.
     """
     budget.check_reachable(space)
     rng = random.Random(seed)
     smallest = space.smallest()
     pop: list[ArchSpec] = []
     for _ in range(population):
-        arch = _feasible_or_none(lambda: space.sample(rng), budget, max_tries)
-        pop.append(arch if arch is not None else smallest)
+        first = _feasible_or_none(
+            lambda: space.sample_weighted(rng, weighted_sample, weight_strategy), budget, max_tries
+        )
+        pop.append(first if first is not None else smallest)
     num_parents = max(1, int(round(population * parent_ratio)))
     num_mutants = int(round(population * mutation_ratio))
-    num_cross = max(0, population - num_parents - num_mutants)
+    num_cross = max(0, population - num_mutants)
     before = evaluate.evaluations
     seen: dict[str, float] = {}
     history = []
@@ -508,21 +518,18 @@ def evolutionary_search(
         ranked = sorted(pop, key=lambda a: (evaluate.rank_key(score(a)), str(a)))
         if best is None or evaluate.better(seen[str(ranked[0])], best_score):
             best, best_score = ranked[0], seen[str(ranked[0])]
-        history.append({"generation": gen, "best": str(best), "score": best_score})
+        history.append({"generation": gen, "best": str(best), "score": best_score, "size": len(pop)})
         if gen == generations:
             break
         parents = ranked[:num_parents]
         children = list(parents)
         for _ in range(num_mutants):
-            parent = rng.choice(parents)
+            parent = parents[rng.randrange(num_parents)]
             child = _feasible_or_none(lambda p=parent: mutate(p, space, mutate_prob, rng), budget, max_tries)
             children.append(child if child is not None else parent)
         for _ in range(num_cross):
-            if len(parents) >= 2:
-                a, b = rng.sample(parents, 2)
-                child = _feasible_or_none(lambda a=a, b=b: crossover(a, b, rng), budget, max_tries)
-            else:
-                a, child = parents[0], None
+            a, b = parents[rng.randrange(num_parents)], parents[rng.randrange(num_parents)]
+            child = _feasible_or_none(lambda a=a, b=b: crossover(a, b, rng), budget, max_tries)
             children.append(child if child is not None else a)
         pop = children
     return SearchResult(

@@ -1,7 +1,8 @@
 """A once-for-all search space as plain data: the width choices of every width group.
 
 Written per group at the scale of ``base_width`` (the numbers of an :class:`ArchSpec`), e.g. the
-official ResNet ``channels-48`` space. The compact string form joins a group's choices with ``|`` and
+official ResNet ``channels-48`` space; the official named spaces (``channels-64-pix2pix``,
+``channels-64-cycleGAN``, GauGAN's ``channels-64`` …) are accepted by name. The compact string form joins a group's choices with ``|`` and
 the groups with ``_``::
 
     48|32_48|32_48|40|32_48|40|32_48|40|32_48|40|32_48|32|24|16_48|32|24|16
@@ -22,6 +23,28 @@ from dataclasses import dataclass
 from ...arch import ArchSpec
 from ...errors import ArchSpecError, ConfigError
 from ...models.base import Generator
+
+WEIGHT_STRATEGIES = ("arithmetic", "geometric")
+
+_P2P = (64, 56, 48, 40, 32, 24, 16)
+_SP64 = (64, 48, 40, 32)
+_SP64U = (64, 48, 40, 32, 24)
+#: the official code's named spaces (configs/{resnet,spade,munit}_configs.py), per family
+OFFICIAL_SPACES: dict[str, dict[str, tuple[tuple[int, ...], ...]]] = {
+    "resnet": {
+        "channels-48": ((48, 32), (48, 32), (48, 40, 32), (48, 40, 32), (48, 40, 32), (48, 40, 32))
+        + ((48, 32, 24, 16),) * 2,
+        "channels-32": ((32, 24, 16),) * 8,
+        "channels-64-cycleGAN": ((64, 48, 32, 24, 16),) * 8,
+        "channels-64-pix2pix": (_P2P,) * 8,
+    },
+    "spade": {
+        "channels-48": ((48, 40, 32),) * 5 + ((48, 40, 32, 24),) * 3,
+        "channels-64": (_SP64,) * 5 + (_SP64U,) * 3,
+        "channels-64-coco": (_SP64U,) * 8,
+    },
+    "munit": {"channels-64": (_P2P,) * 10},
+}
 
 
 @dataclass(frozen=True)
@@ -112,8 +135,19 @@ class SearchSpace:
         in a mapping are of ``generator``'s widths)."""
         groups = tuple(g.name for g in generator.width_groups)
         if isinstance(spec, str):
-            return cls.parse(generator.family, groups, spec)
+            return cls.named(generator.family, groups, spec) or cls.parse(generator.family, groups, spec)
         return cls.from_mapping(generator.family, groups, spec, where, reference=generator.arch)
+
+    @classmethod
+    def named(cls, family: str, groups: Sequence[str], name: str) -> SearchSpace | None:
+        """One of the official code's named spaces (e.g. ``channels-64-pix2pix``), else None."""
+        choices = OFFICIAL_SPACES.get(family, {}).get(name.strip())
+        if choices is None:
+            if name.strip().startswith("channels-"):
+                known = sorted(OFFICIAL_SPACES.get(family, {}))
+                raise ConfigError(f"unknown search space {name!r} for {family!r}; named ones: {known}")
+            return None
+        return cls(family, tuple(groups), choices)
 
     @classmethod
     def parse(cls, family: str, groups: Sequence[str], text: str) -> SearchSpace:
@@ -157,6 +191,29 @@ class SearchSpace:
     def sample(self, rng: random.Random) -> ArchSpec:
         """One width per group, each uniform over its choices (the paper's sampling rule)."""
         return ArchSpec(self.family, tuple(rng.choice(c) for c in self.choices))
+
+    def sample_weighted(
+        self, rng: random.Random, weight: float = 1.0, strategy: str = "arithmetic"
+    ) -> ArchSpec:
+        """One width per group, smaller widths drawn more often (``evolution_search.py
+        --weighted_sample W --weight_strategy S``, which only the first generation uses).
+
+        The choices (largest first) get weights ``(n-1)/(W-1), +1, +2, …`` (arithmetic) or ``1, W, W², …``
+        (geometric); ``W <= 1`` is uniform.
+        """
+        if strategy not in WEIGHT_STRATEGIES:
+            raise ConfigError(f"weight strategy must be one of {list(WEIGHT_STRATEGIES)}, got {strategy!r}")
+        if weight <= 1.0001:  # the official threshold
+            return self.sample(rng)
+        widths = []
+        for c in self.choices:
+            if strategy == "arithmetic":
+                start = (len(c) - 1) / (weight - 1)
+                weights = [start + i for i in range(len(c))]
+            else:
+                weights = [weight**i for i in range(len(c))]
+            widths.append(rng.choices(c, weights=weights)[0])
+        return ArchSpec(self.family, tuple(widths))
 
     def enumerate(self) -> Iterator[ArchSpec]:
         """Every architecture, largest first in lexicographic order of the groups."""

@@ -54,11 +54,21 @@ def plain_teacher(teacher: Generator) -> Generator:
     return out.eval().requires_grad_(False)
 
 
+#: families with GAN Compression's separable ("mobile") variant: MobileResnetGenerator,
+#: MobileSPADEGenerator and the separable AdaIN generator of its SuperMobile/SubMobile MUNIT
+MOBILE_FAMILIES = ("resnet", "spade", "munit")
+
+
+def has_mobile_variant(generator: Generator) -> bool:
+    """Whether the generator's family has the separable variant (and ``generator`` is not it yet)."""
+    return generator.family in MOBILE_FAMILIES and not generator.options.get("separable")
+
+
 def student_options(teacher: Generator, separable: bool | None = None) -> dict:
-    """The student's family options: the teacher's, with separable blocks for ResNet (the paper's
-    mobile generator) unless ``separable=False``, and without spectral norm."""
+    """The student's family options: the teacher's, with separable blocks (the paper's mobile
+    generator: ResNet, SPADE, MUNIT) unless ``separable=False``, and without spectral norm."""
     options = dict(teacher.options)
-    if teacher.family == "resnet":
+    if teacher.family in MOBILE_FAMILIES:
         options["separable"] = True if separable is None else separable
     elif separable:
         raise ConfigError(f"family {teacher.family!r} has no separable variant (supernet.separable)")
@@ -68,8 +78,8 @@ def student_options(teacher: Generator, separable: bool | None = None) -> dict:
 
 
 def mobile_generator(teacher: Generator, base_width: int | None = None) -> Generator:
-    """GAN Compression's mobile teacher: the teacher's family with separable blocks (ResNet), at
-    ``base_width`` (default: the teacher's), freshly initialised.
+    """GAN Compression's mobile teacher: the teacher's family with separable blocks (ResNet, SPADE,
+    MUNIT), at ``base_width`` (default: the teacher's), freshly initialised.
 
     Families without a separable variant return a fresh copy of the teacher's architecture.
     """

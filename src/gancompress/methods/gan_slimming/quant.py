@@ -1,11 +1,14 @@
 """Quantisation-aware training with the straight-through estimator (GAN Slimming's GS-8).
 
-Weights of every conv are quantised symmetrically per layer (scale = max|W| / (2^(b−1)−1)); the
-activation entering every conv but the first is clamped and quantised: unsigned on [0, act_max] when
-it is non-negative by construction (after a ReLU), symmetric on [−act_max, act_max] otherwise (the
-ResNet trunk, U-Net's LeakyReLU outputs). The official code clamps every conv input to [0, 4], which
-is right only after a ReLU; which inputs are signed is found by one probing forward pass.
-The rounding's gradient is passed straight through; the clamp's is the clamp's own.
+As the official code (VITA-Group/GAN-Slimming ``models/models.py``): weights of every conv are
+quantised symmetrically per layer (scale = max|W| / (2^(b−1)−1)); the activation entering every conv
+but the first is clamped to [0, act_max] and rounded with step act_max / 2^b (4/256 at 8 bits: the 257
+levels 0, 4/256, …, 4 of its ``LinQuantSteOp``). That clamp holds for the ResNet's residual trunk too,
+which the official code clamps to [0, 4] like every other conv input (``inputs="unsigned"``, the
+default for ResNet). ``inputs="probe"`` (the default for the other families, whose LeakyReLU outputs
+are negative) instead finds by one probing forward pass which inputs can be negative and quantises
+those symmetrically on [−act_max, act_max]. The rounding's gradient is passed straight through; the
+clamp's is the clamp's own.
 
 Weights are quantised through ``torch.nn.utils.parametrize`` (so the optimiser keeps updating the
 full-precision latent weights) and activations through forward pre-hooks; ``QuantizedGenerator``
@@ -39,12 +42,13 @@ class _RoundSTE(torch.autograd.Function):
 def quantize_ste(x: torch.Tensor, bits: int, max_val: torch.Tensor | float, signed: bool) -> torch.Tensor:
     """Clamp ``x`` to the range and round it to the ``bits``-bit grid; the rounding's gradient is 1.
 
-    Signed: symmetric on [−max, max] with 2^(b−1)−1 positive levels; unsigned: [0, max] with 2^b−1.
+    Signed: symmetric on [−max, max] with 2^(b−1)−1 positive levels; unsigned: [0, max] in steps of
+    max / 2^b (2^b + 1 levels, as the official ``LinQuantSteOp``).
 
     Example:
         >>> quantize_ste(torch.tensor([0.3, 5.0]), 8, 4.0, signed=False)   # 5.0 clamps to 4.0
     """
-    levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    levels = 2 ** (bits - 1) - 1 if signed else 2**bits
     max_val = torch.as_tensor(max_val, dtype=x.dtype, device=x.device).clamp(min=1e-12)
     scale = max_val / levels
     x = torch.clamp(x, -max_val if signed else torch.zeros_like(max_val), max_val)
@@ -79,12 +83,28 @@ class QuantizedGenerator:
 
     @classmethod
     def attach(
-        cls, generator: Generator, bits: int, act_max: float, probe: Generator | None = None
+        cls,
+        generator: Generator,
+        bits: int,
+        act_max: float,
+        probe: Generator | None = None,
+        inputs: str | None = None,
     ) -> QuantizedGenerator:
-        """Quantise ``generator`` (bits < 32). ``probe`` (default: itself) decides which inputs are signed."""
+        """Quantise ``generator`` (bits < 32).
+
+        ``inputs``: ``unsigned`` (every conv input but the first on [0, act_max], the official code;
+        the default for ResNet) or ``probe`` (``probe``, default the generator itself, decides which
+        inputs are signed; the default for other families).
+        """
         if not 2 <= bits < 32:
             raise ConfigError(f"quantisation needs 2 <= bits < 32, got {bits}")
+        if inputs is None:
+            inputs = "unsigned" if generator.family == "resnet" else "probe"
+        if inputs not in ("unsigned", "probe"):
+            raise ConfigError(f"quantisation inputs must be 'unsigned' or 'probe', got {inputs!r}")
         plan = conv_input_plan(probe if probe is not None else generator)
+        if inputs == "unsigned":
+            plan = {n: "unsigned" if kind == "signed" else kind for n, kind in plan.items()}
         q = cls(generator, bits, act_max, plan)
         modules = dict(generator.named_modules())
         for name, kind in plan.items():

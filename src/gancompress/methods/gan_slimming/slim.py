@@ -80,8 +80,13 @@ def check_supported(generator: Generator) -> None:
         )
 
 
-def slimmable_student(teacher: Generator) -> Generator:
+def slimmable_student(teacher: Generator, layout: str | None = "blocks") -> Generator:
     """The teacher's family and widths with affine norms everywhere, starting from the teacher's weights.
+
+    A ResNet student gets ``layout`` (default ``blocks``: every residual block its own inner width,
+    as the official GAN Slimming's ``dim_lst``; ``thirds``: one width per third of the blocks, each
+    block keeping its own live channels padded to the largest; None: the teacher's layout). The
+    tensors are the same in every layout, so the student starts as the teacher either way.
 
     Example:
         >>> student = slimmable_student(teacher)  # same output as the teacher; γ = 1, β = 0 where new
@@ -91,7 +96,15 @@ def slimmable_student(teacher: Generator) -> Generator:
     if options.get("norm") == "none":
         raise ConfigError("gan-slimming needs normalisation layers; the teacher has norm='none'")
     options["norm_affine"] = True
-    student = type(teacher).from_options(teacher.arch, options)
+    arch = teacher.arch
+    if teacher.family == "resnet" and layout is not None and layout != options.get("layout", "thirds"):
+        if options.get("layout") == "legacy" or layout == "legacy":
+            raise ConfigError(
+                "gan-slimming: the legacy ResNet layout ties blocks to the trunk; use thirds or blocks"
+            )
+        options["layout"] = layout
+        arch = _arch_in_layout(teacher, layout)
+    student = type(teacher).from_options(arch, options)
     state = dict(student.state_dict())
     for key, value in teacher.state_dict().items():
         if key not in state or state[key].shape != value.shape:
@@ -103,6 +116,37 @@ def slimmable_student(teacher: Generator) -> Generator:
             state[f"{name}.bias"] = torch.zeros_like(module.bias)
     load_state_strict(student, state, "teacher")
     return student.train()
+
+
+def _arch_in_layout(teacher: Generator, layout: str) -> ArchSpec:
+    """The teacher's widths written for a ResNet of ``layout`` (each block keeps its width)."""
+    ch = teacher.channels()
+    n = teacher.options["num_blocks"]
+    blocks = [ch[teacher.block_group(i)] // 4 for i in range(n)]
+    head = [ch["stem"], ch["down1"] // 2, ch["trunk"] // 4]
+    tail = [ch["up1"] // 2, ch["up2"]]
+    if layout == "blocks":
+        return ArchSpec(teacher.family, (*head, *blocks, *tail))
+    third = n // 3
+    if any(blocks[i] != blocks[min(i // third, 2) * third] for i in range(n)):
+        raise ConfigError("gan-slimming: the teacher's blocks have widths one per third cannot hold")
+    return ArchSpec(teacher.family, (*head, blocks[0], blocks[third], blocks[2 * third], *tail))
+
+
+def _expand_aliases(generator: Generator, wanted: list[str]) -> list[str]:
+    """``hidden1..3`` in a per-block ResNet: the blocks of that third (recipes written for either layout)."""
+    if generator.family != "resnet" or generator.options.get("layout") != "blocks":
+        return wanted
+    n = generator.options["num_blocks"]
+    third = n // 3
+    out = []
+    for name in wanted:
+        if name in ("hidden1", "hidden2", "hidden3"):
+            k = int(name[-1]) - 1
+            out += [f"block{i + 1}" for i in range(n) if min(i // third, 2) == k]
+        else:
+            out.append(name)
+    return out
 
 
 def _list_item(key: str, modules: Mapping[str, nn.Module]) -> str | None:
@@ -124,7 +168,7 @@ def scale_groups(generator: Generator, groups: Iterable[str] | None = None) -> d
     modules = dict(generator.named_modules())
     couplings = coupled_tensors(generator)
     channels = generator.channels()
-    wanted = None if groups is None else list(groups)
+    wanted = None if groups is None else _expand_aliases(generator, list(groups))
     if wanted is not None:
         unknown = sorted(set(wanted) - set(couplings))
         if unknown:
