@@ -146,3 +146,26 @@ def test_huge_calibration_and_evaluation_sizes_are_refused_naming_the_option(cas
     assert_refused(run_cli(*argv, "--calibration-size", "100000"), "--calibration-size", "memory")
     argv = ["evaluate", str(cases["small"]), "--data", str(cases["data"]), "--extractors", "domain"]
     assert_refused(run_cli(*argv, "--size", "100000"), "--size", "memory")
+
+
+def test_a_small_pth_claiming_a_huge_width_is_refused_before_building(tmp_path, capsys):
+    """B3 through the official importer: expanded (stride-0) tensors make a few-kB file whose shapes
+    claim a ResNet of width 10^6; the importer refuses it on the meta device, naming the file."""
+    import torch
+
+    from reference.pix2pix_networks import ResnetGenerator
+
+    state = ResnetGenerator(3, 3, ngf=4, n_blocks=1).state_dict()
+    huge = {}
+    for key, value in state.items():
+        shape = [10**6 if s == 4 else s for s in value.shape] if value.dim() else []
+        # an int8 scalar broadcast to the claimed shape: torch.save writes the one element
+        huge[key] = torch.zeros((), dtype=value.dtype).expand(shape) if shape else value
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(huge, path)
+    assert path.stat().st_size < 64 * 1024
+    from gancompress.cli import main
+
+    code = main(["profile", str(path)])
+    err = capsys.readouterr().err
+    assert code != 0 and "latest_net_G.pth" in err and "Traceback" not in err

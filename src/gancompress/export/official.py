@@ -428,7 +428,11 @@ def build_from_inference(
         raise CheckpointError(
             f"{source}: keys outside the inferred layout: {', '.join(sorted(unmapped)[:20])}"
         )
+    from .limits import check_buildable
+
     try:
+        # a few kB of (strided) tensors can claim a network of terabytes: checked on the meta device first
+        check_buildable(inference.family, None, options, source=str(source))
         generator = create_generator(inference.family, **options)
     except ConfigError as exc:
         raise CheckpointError(f"{source}: {exc}") from None
