@@ -193,7 +193,7 @@ def test_export_prints_int8_fidelity_and_gates_it(tmp_path, fonts32, capsys):
     from gancompress.cli import main
 
     save_generator(_tiny("resnet"), tmp_path / "saved")
-    base = ["export", str(tmp_path / "saved"), "--data", str(fonts32), "--calibration", "4"]
+    base = ["export", str(tmp_path / "saved"), "--data", str(fonts32), "--calibration", "4", "--json"]
     base += ["--formats", "int8", "--fidelity-images", "3"]
     assert main([*base, "--out", str(tmp_path / "ok"), "--min-int8-psnr", "5"]) == 0
     captured = capsys.readouterr()

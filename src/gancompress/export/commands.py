@@ -99,7 +99,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--min-int8-psnr",
-        type=number(float, low=0.0, high=100.0),
+        type=number(float, low=0.0, high=1000.0),
         default=FIDELITY_THRESHOLD_DB,
         help=f"fidelity threshold in dB, int8 against fp32 (default {FIDELITY_THRESHOLD_DB:g})",
     )
