@@ -143,12 +143,17 @@ def test_the_gate_fails_a_constant_student_keeping_it_under_a_failed_name(tmp_pa
 @pytest.mark.slow
 def test_a_time_budget_shortens_every_stage_in_proportion(tmp_path, fonts, capsys):
     name = "coronet"
-    long = ("prune.train.max_steps=400", "finetune.max_steps=200")
+    long = (
+        "prune.train.epochs=100",
+        "prune.train.max_steps=400",
+        "finetune.epochs=100",
+        "finetune.max_steps=200",
+    )
     result = compress(
-        name, teacher(), fonts, tmp_path / "run", options(name, overrides=long, time_budget_s=8.0)
+        name, teacher(), fonts, tmp_path / "run", options(name, overrides=long, time_budget_s=60.0)
     )
     plan = result.summary["plan"]
-    assert plan["budget_s"] == 8.0 and plan["scale"] < 1
+    assert plan["budget_s"] == 60.0 and plan["scale"] < 1
     prune, ft = plan["stages"]["prune"], plan["stages"]["finetune"]
     assert prune["recipe_steps"] == 400 and 10 <= prune["steps"] < 400
     assert result.summary["stages"]["prune"]["steps"] == prune["steps"]
