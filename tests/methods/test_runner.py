@@ -108,6 +108,10 @@ def test_stage_inputs_are_recorded_and_a_resume_towards_others_is_refused(tmp_pa
         check_inputs(path, {"target_macs": 20.0, "arch": "4_4"}, resume=True, what="pruned towards")
     check_inputs(path, {"target_macs": 20.0, "arch": "4_4"}, resume=False)  # --no-resume starts over
     assert json.loads(path.read_text())["target_macs"] == 20.0
+    # an input an earlier stage produced (the chosen subnet) starts the stage over instead
+    assert check_inputs(path, {"target_macs": 20.0, "arch": "4_4"}, resume=True, derived=("arch",))
+    assert not check_inputs(path, {"target_macs": 20.0, "arch": "2_2"}, resume=True, derived=("arch",))
+    assert json.loads(path.read_text())["arch"] == "2_2"
     path.write_text("{not json")
     with pytest.raises(CheckpointError, match="inputs.json"):
         check_inputs(path, {}, resume=True)

@@ -3,6 +3,7 @@
 The shared runner (:mod:`.runner`) does everything every method needs and calls the method's stages
 in this order, timing each::
 
+    check     checks of the recipe and options against the teacher, before the data is read
     prepare   checks and objects built before anything trains (fail early: targets, support)
     probes    the training stages' tasks, for the time planner (built fresh, trained a few steps)
     train     the method's main training (supernet / slimming / pruning), through ``run.fit``
@@ -41,7 +42,6 @@ class Method:
     refused_kinds: ClassVar[tuple[str, ...]] = ()  # dataset kinds it does not take, e.g. ("semantic",)
     target_kinds: ClassVar[tuple[str, ...]] = ("macs", "ratio")  # + "latency_ms" for searched budgets
     target_required: ClassVar[bool] = False
-    needs_teacher: ClassVar[bool] = True
     takes_unlabelled: ClassVar[bool] = False  # data.unlabelled: extra inputs distilled from the teacher
     status: ClassVar[str] = "available"
 
@@ -59,6 +59,9 @@ class Method:
         return {}
 
     # -- the stages, in order ------------------------------------------------------------------
+    def check(self) -> None:
+        """Checks of the recipe and options against the teacher that need no data (run first)."""
+
     def prepare(self) -> None:
         """Checks and objects that need no training; raise here, before any stage trains."""
 

@@ -12,6 +12,7 @@ spent before planning.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
@@ -104,31 +105,36 @@ class _StepClock(Callback):
 def time_steps(
     task: nn.Module, dataset: Dataset, batch_size: int, options: MethodOptions, steps: int, work_dir: Path
 ) -> float:
-    """Median seconds per training step of ``task`` (the first step not counted), in a throw-away folder."""
-    from ...training import fit
+    """Median seconds per training step of ``task`` (the first step not counted), in a throw-away folder.
+
+    A non-finite loss ends the timing early and is not an error here: the stage itself meets it
+    again and handles it by its ``on_nonfinite`` policy.
+    """
+    from ...training import NonFiniteLossError, fit
     from ...training.state import preserved_rng
 
     clock = _StepClock()
     work_dir.mkdir(parents=True, exist_ok=True)
     with preserved_rng(), tempfile.TemporaryDirectory(dir=work_dir, prefix=".plan-") as tmp:
         start = time.perf_counter()
-        fit(
-            task,
-            dataset,
-            tmp,
-            batch_size=batch_size,
-            max_steps=steps,
-            checkpoint_every=10**9,
-            log_every=10**9,
-            resume=False,
-            seed=options.seed,
-            device=options.device,
-            num_samples=0,
-            callbacks=[clock],
-            progress=False,
-            tensorboard=False,
-            precision=options.precision,
-        )
+        with contextlib.suppress(NonFiniteLossError):
+            fit(
+                task,
+                dataset,
+                tmp,
+                batch_size=batch_size,
+                max_steps=steps,
+                checkpoint_every=10**9,
+                log_every=10**9,
+                resume=False,
+                seed=options.seed,
+                device=options.device,
+                num_samples=0,
+                callbacks=[clock],
+                progress=False,
+                tensorboard=False,
+                precision=options.precision,
+            )
     gaps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])]
     return statistics.median(gaps) if gaps else time.perf_counter() - start
 

@@ -84,8 +84,8 @@ class Run:
         if note_key is not None and note is not None:
             self.notes[note_key] = note
 
-    def resolve(self) -> None:
-        """Teacher, data and hold-out split, and the target: everything before the method's stages."""
+    def resolve_teacher(self) -> None:
+        """The teacher (checked by the method), its profile, and the target: what needs no data."""
         cls, recipe = self.cls, self.recipe
         cls.check_teacher(self.teacher)
         self.frozen = plain_teacher(self.teacher)
@@ -100,6 +100,10 @@ class Run:
             cls.name, cls.target_kinds, self.options, cls.recipe_targets(recipe), self.teacher_prof.macs_paper,
             cls.target_required,
         )  # fmt: skip
+
+    def resolve_data(self) -> None:
+        """The datasets (checked against the teacher) and the hold-out split."""
+        cls, recipe = self.cls, self.recipe
         train_full, self.evaluation, self.kind = build_datasets(
             self.data, recipe.data, cls.refused_kinds, cls.name
         )
@@ -121,16 +125,23 @@ class Run:
         run_dir: Path | None = None,
         inputs: dict[str, Any] | None = None,
         what: str = "trained with",
+        derived: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """Train stage ``name`` (planned length, resumable, refusing other inputs); returns its report."""
+        """Train stage ``name`` (planned length, resumable, refusing other inputs); returns its report.
+
+        ``derived``: the ``inputs`` an earlier stage produced; when they change the stage starts over.
+        """
         planned = self.plan.steps(name) if self.plan is not None else None
         if planned is not None and planned < stage_steps(stage, len(self.train), self.batch_size)[0]:
             stage = dataclasses.replace(stage, max_steps=planned)
         run_dir = run_dir or self.out_dir / name
         record = {"seed": self.options.seed, "teacher": self.teacher_digest, **(inputs or {})}
-        check_inputs(run_dir / "inputs.json", record, self.options.resume, what)
+        resume = check_inputs(run_dir / "inputs.json", record, self.options.resume, what, derived)
+        if not resume and self.options.resume:
+            self.notes[f"{name}_restarted"] = f"{name} started over: {', '.join(derived)} changed"
+        options = dataclasses.replace(self.options, resume=resume)
         result = run_stage(
-            task, self.train, stage, run_dir, self.options, self.batch_size, self.recipe.data.num_workers
+            task, self.train, stage, run_dir, options, self.batch_size, self.recipe.data.num_workers
         )
         self.stages[name] = result
         return result
@@ -188,8 +199,10 @@ def run_method(
     """Run method ``cls`` through every stage; the student, its summary and artifacts."""
     run = Run(cls, teacher, data, out_dir, options)
     with run.timed("prepare"):
-        run.resolve()
+        run.resolve_teacher()
         method = cls(run)
+        method.check()
+        run.resolve_data()
         method.prepare()
     with run.timed("plan"):
         _plan(run, method)

@@ -23,7 +23,7 @@ from ...errors import ConfigError
 from ...export.saved import load_generator
 from ...models import Generator
 from ..common.method import Method, Probe, register
-from ..common.resume import check_inputs
+from ..common.resume import check_inputs, weights_digest
 from ..common.runner import run_method
 from .control import PruneController
 from .hypernet import SUPPORTED_FAMILIES, HyperGenerator
@@ -200,7 +200,8 @@ class Coronet(Method):
                 "finetune",
                 self.task(student, stage, adapters=adapters),
                 stage,
-                inputs={"arch": str(student.arch)},
+                inputs={"arch": str(student.arch), "start": weights_digest(student)},
+                derived=("arch", "start"),
             )
         self.quality = held_out_quality(student.eval(), run.held_out(8)) if run.kind != "unpaired" else {}
         self.separable = bool(student.options.get("separable", False))

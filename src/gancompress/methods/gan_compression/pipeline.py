@@ -21,6 +21,7 @@ from ...export.saved import load_generator, save_generator
 from ...models import Generator
 from ...utils.files import atomic_write_json
 from ..common.method import Method, Probe, register
+from ..common.resume import weights_digest
 from ..common.runner import run_method
 from ..common.stage import run_stage, stage_steps  # noqa: F401  (re-exported: the stage runner)
 from .distill import DistillTask, FeatureAdapters, default_points, discriminator_is_conditional, fixed_arch
@@ -61,10 +62,13 @@ class SupernetMethod(Method):
         return {"macs": s.budget_macs, "latency_ms": s.budget_latency_ms, "ratio": s.ratio}
 
     # -- prepare ----------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def check(self) -> None:
         run = self.run
         where = f"{run.recipe_path}: supernet.search_space"
         self.space = SearchSpace.for_generator(run.teacher, run.recipe.supernet.search_space, where)
+
+    def prepare(self) -> None:
+        run = self.run
         if run.recipe.data.unlabelled is not None:
             run.train, run.notes["unlabelled"] = with_unlabelled(run.train, run.recipe, run.kind, run.teacher)
         if run.kind == "unpaired":
@@ -232,7 +236,14 @@ class SupernetMethod(Method):
             )
             # one run directory per chosen arch: a re-run with a new budget must not resume another subnet
             arch = str(self.found.arch)
-            run.fit("finetune", task, stage, run_dir=run.out_dir / "finetune" / arch, inputs={"arch": arch})
+            run.fit(
+                "finetune",
+                task,
+                stage,
+                run_dir=run.out_dir / "finetune" / arch,
+                inputs={"arch": arch, "start": weights_digest(student)},
+                derived=("arch", "start"),
+            )
         return student
 
     def details(self) -> dict[str, Any]:

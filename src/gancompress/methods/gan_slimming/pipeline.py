@@ -25,6 +25,7 @@ import torch
 from ...errors import BudgetError, ConfigError
 from ...models import Generator
 from ..common.method import Method, Probe, register
+from ..common.resume import weights_digest
 from ..common.runner import run_method
 from .quant import QuantizedGenerator
 from .recipe import GanSlimmingRecipe
@@ -97,8 +98,8 @@ class GanSlimming(Method):
         return {"macs": recipe.slim.budget_macs, "ratio": recipe.slim.ratio}
 
     # -- prepare ----------------------------------------------------------------------------------
-    def prepare(self) -> None:
-        run, recipe, options = self.run, self.run.recipe, self.run.options
+    def check(self) -> None:
+        recipe, options = self.run.recipe, self.run.options
         self.rho = recipe.slim.rho if options.rho is None else float(options.rho)
         self.bits = recipe.quant.bits if options.bits is None else int(options.bits)
         if self.rho < 0:
@@ -109,6 +110,9 @@ class GanSlimming(Method):
             raise ConfigError(
                 "discriminator.conditional: GAN Slimming's D sees output images only (teacher real, student fake)"
             )
+
+    def prepare(self) -> None:
+        run, recipe = self.run, self.run.recipe
         self.distillation = self.output_distillation()
         self.disc, run.notes["discriminator"] = run.discriminator() if recipe.loss.gan > 0 else (None, "none")
         self.student, self.groups, self.quant = self.slimmable()
@@ -217,7 +221,8 @@ class GanSlimming(Method):
                 "finetune",
                 self.task(student, recipe.finetune),
                 recipe.finetune,
-                inputs={"arch": str(student.arch)},
+                inputs={"arch": str(student.arch), "start": weights_digest(student)},
+                derived=("arch", "start"),
             )
         self.quality: dict[str, Any] = {}
         student.eval()
