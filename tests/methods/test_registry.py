@@ -143,7 +143,10 @@ def test_the_gate_fails_a_constant_student_keeping_it_under_a_failed_name(tmp_pa
 @pytest.mark.slow
 def test_a_time_budget_shortens_every_stage_in_proportion(tmp_path, fonts, capsys):
     name = "coronet"
+    # the planned lengths follow this machine's load, and so does the student's quality: the gate is
+    # tested above, the plan here
     long = (
+        "gate.enabled=false",
         "prune.train.epochs=100",
         "prune.train.max_steps=400",
         "finetune.epochs=100",
