@@ -147,10 +147,10 @@ def test_a_time_budget_shortens_every_stage_in_proportion(tmp_path, fonts, capsy
     # tested above, the plan here
     long = (
         "gate.enabled=false",
-        "prune.train.epochs=100",
-        "prune.train.max_steps=400",
-        "finetune.epochs=100",
-        "finetune.max_steps=200",
+        "prune.train.epochs=1000",
+        "prune.train.max_steps=4000",
+        "finetune.epochs=1000",
+        "finetune.max_steps=2000",
     )
     result = compress(
         name, teacher(), fonts, tmp_path / "run", options(name, overrides=long, time_budget_s=60.0)
@@ -158,7 +158,7 @@ def test_a_time_budget_shortens_every_stage_in_proportion(tmp_path, fonts, capsy
     plan = result.summary["plan"]
     assert plan["budget_s"] == 60.0 and plan["scale"] < 1
     prune, ft = plan["stages"]["prune"], plan["stages"]["finetune"]
-    assert prune["recipe_steps"] == 400 and 10 <= prune["steps"] < 400
+    assert prune["recipe_steps"] == 4000 and 10 <= prune["steps"] < 4000
     assert result.summary["stages"]["prune"]["steps"] == prune["steps"]
-    assert result.summary["stages"]["finetune"]["steps"] == ft["steps"] < 200
+    assert result.summary["stages"]["finetune"]["steps"] == ft["steps"] < 2000
     assert "budget" in capsys.readouterr().out
