@@ -39,3 +39,7 @@ class BudgetError(GanCompressError):
 
 class StorageError(GanCompressError, OSError):
     """An output cannot be written (read-only or full disk); earlier files are left intact."""
+
+
+class QualityGateError(GanCompressError):
+    """A compressed generator failed its quality gate (non-finite, constant, or worse than copying)."""

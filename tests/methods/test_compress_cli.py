@@ -143,7 +143,7 @@ def test_fast_gan_compression_exports_resumes_and_reruns_a_new_budget_without_tr
     again = compress(
         "fast-gan-compression", teacher, paired_root, out, MethodOptions(recipe=recipe, budget_macs=budget)
     )
-    assert again.summary["search"]["evaluations"] == 0
+    assert again.summary["details"]["search"]["evaluations"] == 0
     assert cache_entries(out) == scored
     for stage in ("supernet", "finetune"):
         assert again.summary["stages"][stage]["trained_steps"] == 0
@@ -159,7 +159,7 @@ def test_fast_gan_compression_exports_resumes_and_reruns_a_new_budget_without_tr
     assert profile_generator(third.generator, (SIZE, SIZE)).macs_paper <= smaller
     entries = cache_entries(out)
     assert set(scored) <= set(entries)
-    assert third.summary["search"]["evaluations"] == len(entries) - len(scored)
+    assert third.summary["details"]["search"]["evaluations"] == len(entries) - len(scored)
 
 
 def test_the_recipe_seed_offsets_the_seed_option_like_the_other_methods(tmp_path, paired_root, teacher):
@@ -231,17 +231,17 @@ def test_gan_compression_cli_with_teacher_discriminator_and_exhaustive_search(
     assert method["notes"]["mobile_teacher_discriminator"].startswith("initialised from the teacher's")
     assert method["stages"]["mobile_teacher"]["trained_steps"] == 2
     # exhaustive: every feasible arch of the 16 was scored, the best one exported
-    feasible = method["search"]["candidates"]
-    assert 0 < feasible < 16 and method["search"]["evaluations"] == feasible
+    feasible = method["details"]["search"]["candidates"]
+    assert 0 < feasible < 16 and method["details"]["search"]["evaluations"] == feasible
     student = load_generator(out / "generator")
     same_output(student, load_generator(out / "student"))
-    assert summary["student"]["macs_paper"] == int(method["search"]["cost"]) <= budget
+    assert summary["student"]["macs_paper"] == int(method["details"]["search"]["cost"]) <= budget
     assert student.options["separable"] is True
 
     # re-running the command resumes: no training, no new evaluations
     assert main(argv) == 0
     again = json.loads((out / "summary.json").read_text())["method_summary"]
-    assert again["search"]["evaluations"] == 0
+    assert again["details"]["search"]["evaluations"] == 0
     assert all(s["trained_steps"] == 0 for s in again["stages"].values())
     # an infeasible budget on the command line is an error naming the smallest reachable MACs
     assert main(argv[:-1] + ["10"]) == 2
@@ -264,7 +264,7 @@ def test_unpaired_data_learns_from_teacher_pseudo_pairs(tmp_path, teacher):
     assert used["loss"]["recon_target"] == "teacher" and used["search"]["metric_target"] == "teacher"
     assert used["discriminator"]["conditional"] is False
     assert result.summary["data_kind"] == "unpaired"
-    assert torch.isfinite(torch.tensor(result.summary["search"]["score"]))
+    assert torch.isfinite(torch.tensor(result.summary["details"]["search"]["score"]))
 
 
 def test_unlabelled_inputs_join_every_training_stage_and_bad_ones_fail_before_training(
@@ -314,7 +314,7 @@ def test_latency_budget_is_measured_and_cached(tmp_path, paired_root, teacher):
     result = compress(
         "fast-gan-compression", teacher, paired_root, out, MethodOptions(recipe=recipe, budget_latency_ms=1e4)
     )
-    search = result.summary["search"]
+    search = result.summary["details"]["search"]
     assert search["budget_kind"] == "latency_ms" and 0 < search["cost"] <= 1e4
     cache = json.loads((out / "latency_cache.json").read_text())["entries"]
     assert any(k.startswith(f"{search['arch']}|{SIZE}x{SIZE}") for k in cache)
@@ -363,7 +363,9 @@ def test_every_family_compresses_to_a_saved_subnet_at_the_searched_macs(
     kwargs = {"style_image": torch.zeros(2, 3, SIZE, SIZE)} if family == "munit" else {}
     with torch.no_grad():
         torch.testing.assert_close(student.eval()(x, **kwargs), result.generator.eval()(x, **kwargs))
-    assert profile_generator(student, (SIZE, SIZE)).macs_paper == int(result.summary["search"]["cost"])
+    assert profile_generator(student, (SIZE, SIZE)).macs_paper == int(
+        result.summary["details"]["search"]["cost"]
+    )
 
 
 def test_miou_search_without_a_segmenter_fails_before_training(tmp_path, paired_root, teacher):

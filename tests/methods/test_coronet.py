@@ -11,6 +11,8 @@ from gancompress.data import build_font_dataset
 from gancompress.errors import BudgetError, ConfigError
 from gancompress.export.saved import load_generator
 from gancompress.methods import MethodOptions, compress
+from gancompress.methods.common.macs import profile_arch
+from gancompress.methods.common.recipe import StageConfig
 from gancompress.methods.coronet import (
     CoronetTask,
     HyperGenerator,
@@ -19,8 +21,6 @@ from gancompress.methods.coronet import (
     soft_threshold_,
 )
 from gancompress.methods.coronet.recipe import CoronetLoss
-from gancompress.methods.gan_compression.recipe import StageConfig
-from gancompress.methods.gan_compression.search import profile_arch
 from gancompress.models import create_generator
 from gancompress.pruning import coupled_tensors
 
@@ -340,18 +340,19 @@ def test_compress_end_to_end_gives_a_loadable_student_under_target(tmp_path, fon
     )
     student = load_generator(out / "student")
     assert student.family == teacher.family and student.arch == result.generator.arch
-    summary = json.loads((out / "coronet_summary.json").read_text())
-    assert summary["objective"] == ("cyclegan" if data == "unpaired" else "pix2pix")
+    summary = json.loads((out / "method_summary.json").read_text())
+    details = summary["details"]
+    assert details["objective"] == ("cyclegan" if data == "unpaired" else "pix2pix")
     assert (
         summary["student"]["macs_paper"]
         <= summary["target"]["macs"]
         == pytest.approx(0.3 * summary["teacher"]["macs_paper"])
     )
-    assert summary["pruning"]["reached_macs"] == summary["student"]["macs_paper"]
+    assert details["pruning"]["reached_macs"] == summary["student"]["macs_paper"]
     x = teacher.example_input((32, 32))
     torch.testing.assert_close(student(x), result.generator.eval()(x))
     if data == "paired":
-        assert summary["held_out"]["images"] == 4
+        assert details["held_out"]["images"] == 4
     if key == "resnet" and data == "paired":  # a finished run is not resumed towards another target
         with pytest.raises(ConfigError, match="pruned towards"):
             compress(

@@ -429,5 +429,5 @@ def test_full_disk_during_compress_stops_cleanly_and_keeps_the_earlier_stage(tmp
         assert (
             compress(shared, "coronet", shared["data"], out, *argv, "--set", "prune.train.max_steps=4") == 0
         )
-        summary = json.loads((out / "coronet_summary.json").read_text())
+        summary = json.loads((out / "method_summary.json").read_text())
         assert summary["stages"]["prune"]["trained_steps"] == 2

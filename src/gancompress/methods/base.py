@@ -7,7 +7,9 @@ the report never need to know which method made a model::
     result = compress("fast-gan-compression", teacher, data_root, out_dir, recipe_overrides)
     result.generator  # a plain Generator, e.g. resnet at 16_16_32_16_32_32_16_16
 
-Methods register a runner with ``@register_method(name, status=...)``; the runner's signature is
+Every built-in method is a :class:`~gancompress.methods.common.method.Method` registered with
+``@common.method.register``, run by the one shared runner (:mod:`gancompress.methods.common.runner`);
+underneath, ``@register_method(name, status=...)`` registers any callable
 ``run(teacher, data, out_dir, options: MethodOptions) -> CompressionResult``.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..models import Generator
 from ..registry import Registry
 
@@ -92,8 +94,10 @@ def compress(
     runner = METHODS.get(method)
     options = options or MethodOptions()
     # -- run directory: lock, recipe fingerprint, teacher kept out of --out (utils/rundir.py) --
+    from ..utils.files import check_writable
     from ..utils.rundir import RESUMABLE_FIELDS, RunDir, method_fingerprint
 
+    check_writable(Path(out_dir))  # a read-only or unusable --out fails now, not after training
     with RunDir(
         out_dir,
         method_fingerprint(method, teacher, options),
@@ -116,55 +120,3 @@ _RERUNNABLE: dict[str, tuple[str, ...]] = {
     "coronet": ("budget_macs", "ratio"),
 }
 # -- end run directory --
-
-
-def check_teacher_fits_data(teacher: Generator, dataset: Any, root: Path) -> None:
-    """Fail before training when the teacher's input or output channels differ from the data's."""
-    from ..training.state import preserved_rng
-    from .gan_compression.distill import split_batch
-
-    with preserved_rng():  # reading an item must not shift the run's random stream
-        x, y = split_batch(dataset[0])
-    expected = {
-        "input": teacher.options.get("in_channels", teacher.options.get("label_channels")),
-        "output": teacher.options.get("out_channels"),
-    }
-    for what, want, got in (
-        ("input", expected["input"], x.shape[0]),
-        ("output", expected["output"], y.shape[0]),
-    ):
-        if want is not None and int(want) != int(got):
-            raise DataError(
-                f"{root}: the teacher's {what} has {want} channels, but the dataset's {what} images have {got}"
-            )
-
-
-def resolve_macs_target(
-    method: str,
-    options: MethodOptions,
-    recipe_budget_macs: float | None,
-    recipe_ratio: float | None,
-    teacher_macs: int,
-) -> tuple[str, float, float] | None:
-    """(kind, given value, target in paper MACs) from ``--budget-macs`` / ``--ratio``, else the recipe's.
-
-    None when neither the options nor the recipe give a target. For methods that reach a MACs target
-    during training (GAN Slimming, CoroNetGAN): a latency budget is refused.
-    """
-    if options.budget_latency_ms is not None:
-        raise ConfigError(
-            f"{method} reaches a MACs target: pass --budget-macs or --ratio, not --budget-latency-ms"
-        )
-    given = [(k, v) for k, v in (("macs", options.budget_macs), ("ratio", options.ratio)) if v is not None]
-    if len(given) > 1:
-        raise ConfigError("give --budget-macs or --ratio, not both")
-    if not given:
-        given = [(k, v) for k, v in (("macs", recipe_budget_macs), ("ratio", recipe_ratio)) if v is not None]
-    if not given:
-        return None
-    kind, value = given[0]
-    if value <= 0:
-        raise ConfigError(f"the {kind} target must be positive, got {value}")
-    if kind == "ratio" and value >= 1:
-        raise ConfigError(f"--ratio is the fraction of the teacher's MACs to keep, in (0, 1); got {value}")
-    return kind, float(value), float(value) * teacher_macs if kind == "ratio" else float(value)

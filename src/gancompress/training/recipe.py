@@ -13,39 +13,24 @@ from typing import Any, Literal
 
 from ..config import CONFIG_VERSION, apply_overrides, from_dict, load_yaml, recipes_dir
 from ..errors import ConfigError
+from ..recipe_blocks import DiscriminatorConfig, GanLossConfig, ImageDataConfig, check_version
+from ..recipe_blocks import non_negative as _non_negative
+from ..recipe_blocks import positive as _positive
 
 TASKS = ("pix2pix", "cyclegan", "gaugan", "munit")
 TaskName = Literal["pix2pix", "cyclegan", "gaugan", "munit"]
 
 
-def _positive(where: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{where} must be positive, got {value}")
-
-
-def _non_negative(where: str, value: float) -> None:
-    if value < 0:
-        raise ConfigError(f"{where} must be non-negative, got {value}")
-
-
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(ImageDataConfig):
     """Where the images are and how they are read: ``root`` is a folder or ``builtin:fonts``."""
 
     root: str = "builtin:fonts"
-    kind: Literal["auto", "paired", "unpaired", "semantic"] = "auto"
-    direction: Literal["AtoB", "BtoA"] = "AtoB"
-    load_size: int = 286
-    crop_size: int = 256
-    preprocess: str = "resize_and_crop"
-    flip: bool = True
-    num_classes: int | None = None  # semantic data: ids in the label maps (default: the dataset's metadata)
     builtin_size: int = 64  # image size of a built-in dataset
     test_split: str = "test"  # scored after training (paired metrics) and the source of the sample grid
 
     def __post_init__(self) -> None:
-        _positive("data.load_size", self.load_size)
-        _positive("data.crop_size", self.crop_size)
+        super().__post_init__()
         _positive("data.builtin_size", self.builtin_size)
 
 
@@ -58,26 +43,9 @@ class GeneratorConfig:
 
 
 @dataclass(frozen=True)
-class DiscriminatorConfig:
-    name: Literal["patchgan", "multiscale"] = "patchgan"
-    base_width: int = 64
-    num_layers: int = 3
-    num_scales: int = 2
-    norm: str = "batch"
-    spectral_norm: bool = False
-
-    def __post_init__(self) -> None:
-        _positive("discriminator.base_width", self.base_width)
-        _positive("discriminator.num_layers", self.num_layers)
-        _positive("discriminator.num_scales", self.num_scales)
-
-
-@dataclass(frozen=True)
-class LossConfig:
+class LossConfig(GanLossConfig):
     """Weights of each task's terms; a task ignores the ones it does not have."""
 
-    gan_mode: Literal["hinge", "lsgan", "vanilla"] = "vanilla"
-    gan: float = 1.0
     l1: float = 100.0  # pix2pix
     cycle: float = 10.0  # CycleGAN (λ_A = λ_B)
     identity: float = 0.5  # CycleGAN, relative to the cycle weight, as the official code
@@ -90,7 +58,8 @@ class LossConfig:
     content_recon: float = 1.0  # MUNIT
 
     def __post_init__(self) -> None:
-        for name in ("gan", "l1", "cycle", "identity", "feature_matching", "vgg"):
+        super().__post_init__()
+        for name in ("l1", "cycle", "identity", "feature_matching", "vgg"):
             _non_negative(f"loss.{name}", getattr(self, name))
         for name in ("image_recon", "style_recon", "content_recon", "pool_size"):
             _non_negative(f"loss.{name}", getattr(self, name))
@@ -175,10 +144,7 @@ class TrainRecipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        if self.version != CONFIG_VERSION:
-            raise ConfigError(
-                f"version: this gancompress reads recipe version {CONFIG_VERSION}, got {self.version}"
-            )
+        check_version(self.version)
 
 
 def configs_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The registered ``coronet`` runner: prune while training, generate once, fine-tune, export.
+"""The registered ``coronet`` method: prune while training, generate once, fine-tune.
 
 1. A :class:`HyperGenerator` of the teacher's family and widths (fresh weights: the GAN objective
    needs no teacher) trains with the pix2pix or CycleGAN objective, optionally distilling from the
@@ -6,80 +6,35 @@
    MACs target is reached (then pruning stops) or the stage ends (then the weakest units go).
 2. The kernels are generated once, the hypernetwork is dropped and the pruned channels are removed
    (:func:`gancompress.pruning.prune_generator`): a plain generator of the same family.
-3. That generator is fine-tuned with the same objective and exported.
+3. That generator is fine-tuned with the same objective.
 
-Both training stages go through :func:`gancompress.training.fit` and resume from their run folders.
+Recipe, data, target, resume records, plan, gate, saving and summary are the shared runner's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Subset
 
-from ...config import save_yaml
-from ...errors import CheckpointError, ConfigError
-from ...export.saved import load_generator, save_generator
-from ...metrics.profile import profile_generator
+from ...errors import ConfigError
+from ...export.saved import load_generator
 from ...models import Generator
-from ...utils.files import atomic_write_json
-from ..base import (
-    CompressionResult,
-    MethodOptions,
-    check_teacher_fits_data,
-    register_method,
-    resolve_macs_target,
-)
-from ..gan_compression.distill import build_discriminator
-from ..gan_compression.pipeline import builtin_recipe, run_stage, split_holdout
-from ..gan_compression.search import MacsTable, profile_arch
-from ..gan_compression.supernet import plain_teacher
+from ..common.method import Method, Probe, register
+from ..common.resume import check_inputs, weights_digest
+from ..common.runner import run_method
 from .control import PruneController
 from .hypernet import SUPPORTED_FAMILIES, HyperGenerator
-from .recipe import CoronetRecipe, load_recipe
+from .recipe import CoronetRecipe
 from .task import CoronetTask, LatentAdapters, feature_groups
 
 
-def default_recipe(quick: bool) -> Path:
-    """The built-in recipe: the fonts task, or its quick variant."""
-    return builtin_recipe("coronet", quick)
-
-
-def target_macs(recipe: CoronetRecipe, options: MethodOptions, teacher_macs: int) -> tuple[str, float, float]:
-    """(kind, given value, target in paper MACs) from ``--budget-macs`` / ``--ratio``, else the recipe."""
-    target = resolve_macs_target(
-        "coronet", options, recipe.prune.budget_macs, recipe.prune.ratio, teacher_macs
-    )
-    if target is None:
-        raise ConfigError("no target: pass --budget-macs or --ratio, or set prune.budget_macs / prune.ratio")
-    return target
-
-
-def _datasets(root: Path, recipe: CoronetRecipe) -> tuple[Dataset, Dataset, str]:
-    """(training dataset with random crop/flip, the same images for evaluation, kind)."""
-    from ...data import TransformConfig, build_dataset, detect_kind
-
-    cfg = recipe.data
-    kind = detect_kind(root, "train") if cfg.kind == "auto" else cfg.kind
-    train_tf = TransformConfig(
-        load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess=cfg.preprocess, flip=cfg.flip
-    )
-    train = build_dataset(root, kind, "train", train_tf, direction=cfg.direction)
-    extra = {"serial": True} if kind == "unpaired" else {}
-    evaluation = build_dataset(
-        root, kind, "train", TransformConfig.for_eval(cfg.crop_size), direction=cfg.direction, **extra
-    )
-    return train, evaluation, kind
-
-
-def _objective(recipe: CoronetRecipe, kind: str) -> str:
-    if recipe.loss.objective != "auto":
-        return recipe.loss.objective
-    return "cyclegan" if kind == "unpaired" else "pix2pix"
+def _check_same_target(run_dir: Path, target: float, resume: bool) -> None:
+    """Refuse to resume a pruning stage aimed at another target (``target.json``: the stage's record
+    in the format of earlier versions; the runner's ``inputs.json`` holds the same field)."""
+    check_inputs(run_dir / "target.json", {"target_macs": target}, resume, what="pruned towards")
 
 
 def student_base(teacher: Generator, separable: bool | None) -> Generator:
@@ -92,7 +47,7 @@ def student_base(teacher: Generator, separable: bool | None) -> Generator:
     return type(teacher).from_options(teacher.arch, options)
 
 
-def _reverse_generator(teacher: Generator, recipe: CoronetRecipe) -> Generator:
+def reverse_generator(teacher: Generator, recipe: CoronetRecipe) -> Generator:
     """CycleGAN's B→A generator: the teacher's family at its widths, image channels swapped."""
     if recipe.reverse_init is not None:
         reverse = load_generator(recipe.reverse_init)
@@ -107,219 +62,160 @@ def _reverse_generator(teacher: Generator, recipe: CoronetRecipe) -> Generator:
 
 
 @torch.no_grad()
-def held_out_quality(
-    generator: Generator, evaluation: Dataset, indices: list[int], batch: int = 8
-) -> dict[str, float]:
-    """Mean PSNR (dB) and L1 against the ground truth on held-out training images (paired data)."""
+def held_out_quality(generator: Generator, batches: list) -> dict[str, float]:
+    """Mean PSNR (dB) and L1 against the ground truth on held-out ``(x, y, kw)`` batches (paired data)."""
     from ...metrics.paired import l1, psnr
-    from ..gan_compression.distill import split_batch
 
-    if not indices:
+    if not batches:
         return {}
     generator.eval()
-    device = next(generator.parameters()).device
-    psnrs, l1s = [], []
-    for start in range(0, len(indices), batch):
-        pairs = [split_batch(evaluation[i]) for i in indices[start : start + batch]]
-        x = torch.stack([p[0] for p in pairs]).to(device)
-        y = torch.stack([p[1] for p in pairs]).to(device)
-        fake = generator(x)
-        psnrs.append(psnr(fake, y))
-        l1s.append(l1(fake, y))
+    fakes = [(generator(x, **kw), y) for x, y, kw in batches]
     return {
-        "psnr": float(torch.cat(psnrs).mean()),
-        "l1": float(torch.cat(l1s).mean()),
-        "images": len(indices),
+        "psnr": float(torch.cat([psnr(f, y) for f, y in fakes]).mean()),
+        "l1": float(torch.cat([l1(f, y) for f, y in fakes]).mean()),
+        "images": sum(x.shape[0] for x, _, _ in batches),
     }
 
 
-def _check_same_target(run_dir: Path, target: float, resume: bool) -> None:
-    """Refuse to resume a pruning stage that was aiming at another target (its masks would be wrong)."""
-    import json
-
-    path = run_dir / "target.json"
-    if resume and path.is_file():
-        try:
-            previous = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(
-                f"{path} is not readable JSON ({exc}); delete it, or use --no-resume"
-            ) from None
-        previous = previous.get("target_macs") if isinstance(previous, dict) else None
-        if isinstance(previous, bool) or not isinstance(previous, int | float):
-            raise CheckpointError(f"{path} holds no target_macs number; delete it, or use --no-resume")
-        if previous != target:
-            raise ConfigError(
-                f"{run_dir} was pruned towards {previous:.6g} MACs, not {target:.6g}: "
-                "use another --out, or --no-resume to start over"
-            )
-    atomic_write_json(path, {"target_macs": target})
-
-
-def _prof(p) -> dict[str, int]:
-    return {"params": p.params, "macs_paper": p.macs_paper, "macs_true": p.macs_true}
-
-
-@register_method("coronet", status="available")
-def run_coronet(teacher: Generator, data: Path, out_dir: Path, options: MethodOptions) -> CompressionResult:
+@register
+class Coronet(Method):
     """CoroNetGAN: hypernetwork pruning while the GAN trains, to a MACs target; fine-tune; export.
 
     Example:
         >>> compress("coronet", teacher, root, "runs/coronet", MethodOptions(ratio=0.1))
     """
-    t0 = time.perf_counter()
-    data, out_dir = Path(data), Path(out_dir)
-    if teacher.family not in SUPPORTED_FAMILIES:
-        raise ConfigError(f"coronet supports the families {list(SUPPORTED_FAMILIES)}, not {teacher.family!r}")
-    recipe_path = Path(options.recipe) if options.recipe else default_recipe(options.quick)
-    recipe = load_recipe(recipe_path, options.overrides)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(recipe, out_dir / "recipe.yaml")
-    torch.manual_seed(options.seed + recipe.seed)
-    wall: dict[str, float] = {}
-    notes: dict[str, str] = {}
 
-    frozen_teacher = plain_teacher(teacher)
-    size = recipe.image_size
-    teacher_prof = profile_arch(type(teacher), teacher.options, teacher.arch, size)
-    kind_given, value, target = target_macs(recipe, options, teacher_prof.macs_paper)
+    name = "coronet"
+    recipe_class = CoronetRecipe
+    recipe_folder = "coronet"
+    target_required = True
 
-    train_full, evaluation, kind = _datasets(data, recipe)
-    check_teacher_fits_data(teacher, evaluation, data)
-    train_idx, held_idx = split_holdout(len(train_full), recipe.data.holdout)
-    train = Subset(train_full, train_idx)
-    objective = _objective(recipe, kind)
-    if objective == "pix2pix" and kind == "unpaired":
-        raise ConfigError("loss.objective pix2pix needs paired data; this dataset is unpaired (use cyclegan)")
-    bs, nw = recipe.data.batch_size, recipe.data.num_workers
+    @staticmethod
+    def check_teacher(teacher: Generator) -> None:
+        if teacher.family not in SUPPORTED_FAMILIES:
+            raise ConfigError(
+                f"coronet supports the families {list(SUPPORTED_FAMILIES)}, not {teacher.family!r}"
+            )
 
-    # 1. prune while training
-    t = time.perf_counter()
-    base = student_base(teacher, recipe.separable)
-    hyper = HyperGenerator(base, recipe.hypernet.embedding_dim, recipe.hypernet.latent_std)
-    macs_table = MacsTable(base, size, out_dir / "macs_cache.json")
-    groups = hyper.groups
-    controller = PruneController(
-        hyper,
-        macs_table,
-        target,
-        threshold=recipe.prune.threshold,
-        regularization=recipe.prune.regularization,
-        min_widths=recipe.min_widths(groups),
-        groups=recipe.prune.groups,
-    )
-    loss = recipe.loss
-    in_ch = int(teacher.options.get("in_channels", 3))
-    out_ch = int(teacher.options.get("out_channels", 3))
-    d_cfg = dataclasses.replace(
-        recipe.discriminator, conditional=recipe.discriminator.conditional and objective == "pix2pix"
-    )
-    disc, notes["discriminator"] = (
-        build_discriminator(d_cfg, in_ch, out_ch) if loss.gan > 0 else (None, "none")
-    )
-    reverse = disc_a = None
-    if objective == "cyclegan":
-        reverse = _reverse_generator(teacher, recipe)
-        if loss.gan > 0:
-            disc_a, _ = build_discriminator(dataclasses.replace(d_cfg, init_from=None), out_ch, in_ch)
-        notes["cyclegan"] = (
-            "the A→B generator is pruned; a B→A generator of the teacher's widths trains alongside for the "
-            "cycle and identity losses and is not exported"
+    @staticmethod
+    def recipe_targets(recipe: CoronetRecipe) -> dict[str, float | None]:
+        return {"macs": recipe.prune.budget_macs, "ratio": recipe.prune.ratio}
+
+    def prepare(self) -> None:
+        run, recipe = self.run, self.run.recipe
+        objective = recipe.loss.objective
+        self.objective = (
+            objective if objective != "auto" else "cyclegan" if run.kind == "unpaired" else "pix2pix"
         )
-    adapters = None
-    if loss.distill_features > 0:
-        points = tuple(loss.points) if loss.points is not None else tuple(base.feature_points)
-        fg = feature_groups(base)
-        s_ch, t_ch = base.feature_channels(), frozen_teacher.feature_channels()
-        adapters = LatentAdapters({p: s_ch[p] for p in points}, {p: t_ch[p] for p in points}, fg)
-    task = CoronetTask(
-        hyper,
-        disc,
-        loss,
-        recipe.prune.train,
-        objective=objective,
-        teacher=frozen_teacher if (loss.distill_output > 0 or loss.distill_features > 0) else None,
-        controller=controller,
-        lr_latent=recipe.prune.lr_latent,
-        reverse=reverse,
-        discriminator_a=disc_a,
-        adapters=adapters,
-        conditional_d=d_cfg.conditional,
-    )
-    stages: dict[str, Any] = {}
-    _check_same_target(out_dir / "prune", target, options.resume)
-    stages["prune"] = run_stage(task, train, recipe.prune.train, out_dir / "prune", options, bs, nw)
-    trained_stop = bool(controller.stopped)
-    controller.finish(hyper)  # deterministic: a resumed run takes the same decision
-    pruning = controller.report(hyper)
-    pruning["reached_during_training"] = trained_stop
-    wall["prune"] = time.perf_counter() - t
-
-    # 2. generate once, drop the hypernetwork, remove the pruned channels
-    t = time.perf_counter()
-    keep = hyper.keep_indices()
-    student = hyper.extract().train()
-    del hyper, task
-    wall["extract"] = time.perf_counter() - t
-
-    # 3. fine-tune the plain generator with the same objective
-    t = time.perf_counter()
-    if recipe.finetune.enabled:
-        ft = CoronetTask(
-            student,
-            disc,
-            loss,
-            recipe.finetune,
-            objective=objective,
-            teacher=frozen_teacher if (loss.distill_output > 0 or loss.distill_features > 0) else None,
-            reverse=reverse,
-            discriminator_a=disc_a,
-            adapters=adapters.narrowed(keep) if adapters is not None else None,
-            conditional_d=d_cfg.conditional,
+        if self.objective == "pix2pix" and run.kind == "unpaired":
+            raise ConfigError(
+                "loss.objective pix2pix needs paired data; this dataset is unpaired (use cyclegan)"
+            )
+        d = recipe.discriminator
+        self.d_cfg = dataclasses.replace(d, conditional=d.conditional and self.objective == "pix2pix")
+        self.disc, run.notes["discriminator"] = (
+            run.discriminator(self.d_cfg) if recipe.loss.gan > 0 else (None, "none")
         )
-        stages["finetune"] = run_stage(ft, train, recipe.finetune, out_dir / "finetune", options, bs, nw)
-    student.eval()
-    wall["finetune"] = time.perf_counter() - t
+        self.reverse = self.disc_a = None
+        if self.objective == "cyclegan":
+            self.reverse = reverse_generator(run.teacher, recipe)
+            if recipe.loss.gan > 0:
+                self.disc_a = run.discriminator(dataclasses.replace(self.d_cfg, init_from=None), swap=True)[0]
+            run.notes["cyclegan"] = (
+                "the A→B generator is pruned; a B→A generator of the teacher's widths trains alongside for the "
+                "cycle and identity losses and is not exported"
+            )
 
-    student_prof = profile_generator(student, size)
-    if student_prof.macs_paper != pruning["reached_macs"]:
-        raise ConfigError(
-            f"exported generator {student.arch} profiles at {student_prof.macs_paper} MACs, "
-            f"pruning reported {pruning['reached_macs']}"
-        )
-    export_dir = save_generator(
-        student,
-        out_dir / "student",
-        extra={"method": "coronet", "teacher_macs": teacher_prof.macs_paper, "arch": str(student.arch)},
-    )
-    quality = held_out_quality(student, evaluation, held_idx) if kind != "unpaired" else {}
-    wall["total"] = time.perf_counter() - t0
-    summary = {
-        "method": "coronet",
-        "task": recipe.task,
-        "data_kind": kind,
-        "objective": objective,
-        "image_size": list(size),
-        "teacher": {"arch": str(teacher.arch), **_prof(teacher_prof)},
-        "student": {
-            "arch": str(student.arch),
-            "separable": bool(student.options.get("separable", False)),
-            **_prof(student_prof),
-        },
-        "macs_ratio": teacher_prof.macs_paper / max(student_prof.macs_paper, 1),
-        "target": {"given": kind_given, "value": value, "macs": target},
-        "pruning": pruning,
-        "held_out": quality,
-        "stages": {k: {kk: vv for kk, vv in v.items() if kk != "fit"} for k, v in stages.items()},
-        "wall_time_s": wall,
-        "notes": notes,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
-    atomic_write_json(out_dir / "coronet_summary.json", summary)
-    return CompressionResult(
-        method="coronet",
-        generator=student,
-        summary=summary,
-        artifacts={"student": str(export_dir), "summary": str(out_dir / "coronet_summary.json")},
-    )
+    def hyper(self) -> tuple[HyperGenerator, PruneController, LatentAdapters | None]:
+        """A fresh hypernetwork of the teacher's family, its pruning controller, its feature adapters."""
+        run, recipe = self.run, self.run.recipe
+        base = student_base(run.teacher, recipe.separable)
+        hyper = HyperGenerator(base, recipe.hypernet.embedding_dim, recipe.hypernet.latent_std)
+        controller = PruneController(
+            hyper, run.macs_table(base), run.target.macs, threshold=recipe.prune.threshold,
+            regularization=recipe.prune.regularization, min_widths=recipe.min_widths(hyper.groups),
+            groups=recipe.prune.groups,
+        )  # fmt: skip
+        adapters = None
+        loss = recipe.loss
+        if loss.distill_features > 0:
+            points = tuple(loss.points) if loss.points is not None else tuple(base.feature_points)
+            s_ch, t_ch = base.feature_channels(), run.frozen.feature_channels()
+            adapters = LatentAdapters(
+                {p: s_ch[p] for p in points}, {p: t_ch[p] for p in points}, feature_groups(base)
+            )
+        return hyper, controller, adapters
+
+    def task(self, generator, stage, controller=None, adapters=None) -> CoronetTask:  # noqa: ANN001
+        run, loss = self.run, self.run.recipe.loss
+        distils = loss.distill_output > 0 or loss.distill_features > 0
+        return CoronetTask(
+            generator, self.disc, loss, stage, objective=self.objective, teacher=run.frozen if distils else None,
+            controller=controller, lr_latent=run.recipe.prune.lr_latent, reverse=self.reverse,
+            discriminator_a=self.disc_a, adapters=adapters, conditional_d=self.d_cfg.conditional,
+        )  # fmt: skip
+
+    def probes(self) -> dict[str, Probe]:
+        recipe = self.run.recipe
+
+        def prune() -> CoronetTask:
+            hyper, controller, adapters = self.hyper()
+            return self.task(hyper, recipe.prune.train, controller, adapters)
+
+        def finetune() -> CoronetTask:  # the unpruned network: an upper bound of the pruned one's cost
+            return self.task(student_base(self.run.teacher, recipe.separable), recipe.finetune)
+
+        return {"prune": (recipe.prune.train, prune), "finetune": (recipe.finetune, finetune)}
+
+    def train(self) -> None:
+        run, stage = self.run, self.run.recipe.prune.train
+        self.hypernet, self.controller, self.adapters = self.hyper()
+        task = self.task(self.hypernet, stage, self.controller, self.adapters)
+        target = run.target.macs
+        _check_same_target(run.out_dir / "prune", target, run.options.resume)
+        run.fit("prune", task, stage, inputs={"target_macs": target}, what="pruned towards")
+        trained_stop = bool(self.controller.stopped)
+        self.controller.finish(self.hypernet)  # deterministic: a resumed run takes the same decision
+        self.pruning = self.controller.report(self.hypernet)
+        self.pruning["reached_during_training"] = trained_stop
+
+    def extract(self) -> Generator:
+        from ...metrics.profile import profile_generator
+
+        self.keep = self.hypernet.keep_indices()
+        student = self.hypernet.extract().train()
+        del self.hypernet
+        macs = profile_generator(student, self.run.size).macs_paper
+        if macs != self.pruning["reached_macs"]:
+            raise ConfigError(
+                f"exported generator {student.arch} profiles at {macs} MACs, pruning reported {self.pruning['reached_macs']}"
+            )
+        return student
+
+    def finetune(self, student: Generator) -> Generator:
+        run, stage = self.run, self.run.recipe.finetune
+        if stage.enabled:
+            adapters = self.adapters.narrowed(self.keep) if self.adapters is not None else None
+            run.fit(
+                "finetune",
+                self.task(student, stage, adapters=adapters),
+                stage,
+                inputs={"arch": str(student.arch), "start": weights_digest(student)},
+                derived=("arch", "start"),
+            )
+        self.quality = held_out_quality(student.eval(), run.held_out(8)) if run.kind != "unpaired" else {}
+        self.separable = bool(student.options.get("separable", False))
+        return student
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "separable": self.separable,
+            "pruning": self.pruning,
+            "held_out": self.quality,
+        }
+
+
+def run_coronet(teacher, data, out_dir, options):  # noqa: ANN001, ANN201
+    """``compress("coronet", ...)`` (see :class:`Coronet`)."""
+    return run_method(Coronet, teacher, data, out_dir, options)

@@ -1,7 +1,7 @@
 """The CoroNetGAN recipe: frozen dataclasses read from the YAML files under ``configs/methods/coronet/``.
 
-Data, discriminator and stage settings are the same classes as GAN Compression's recipe, so one
-dataset or schedule is written the same way for every method.
+Data, discriminator, stage, gate and planner settings are the shared blocks of
+:mod:`gancompress.methods.common.recipe`, so one dataset or schedule is written the same way for every method.
 """
 
 from __future__ import annotations
@@ -10,18 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ...config import CONFIG_VERSION, apply_overrides, from_dict, load_yaml
+from ...config import CONFIG_VERSION
 from ...errors import ConfigError
-from ..gan_compression.recipe import DataConfig, DiscriminatorConfig, StageConfig
-
-
-def _non_negative(where: str, value: float) -> None:
-    if value < 0:
-        raise ConfigError(f"{where} must be non-negative, got {value}")
+from ...recipe_blocks import GanLossConfig
+from ..common.recipe import (
+    DataConfig,
+    DiscriminatorConfig,
+    GateConfig,
+    PlannerConfig,
+    StageConfig,
+    check_version,
+    load_method_recipe,
+    non_negative,
+)
 
 
 @dataclass(frozen=True)
-class CoronetLoss:
+class CoronetLoss(GanLossConfig):
     """The GAN objective, and optional distillation from the teacher.
 
     ``objective``: ``pix2pix`` (GAN + L1 to the ground truth, paired data), ``cyclegan`` (LSGAN +
@@ -30,8 +35,6 @@ class CoronetLoss:
     """
 
     objective: Literal["auto", "pix2pix", "cyclegan"] = "auto"
-    gan: float = 1.0
-    gan_mode: Literal["hinge", "lsgan", "vanilla"] = "vanilla"
     recon: float = 100.0  # pix2pix: L1 to the ground truth
     cycle: float = 10.0  # CycleGAN: λ of both cycle losses
     identity: float = 0.5  # CycleGAN: identity loss weight, relative to ``cycle``
@@ -40,8 +43,9 @@ class CoronetLoss:
     points: tuple[str, ...] | None = None  # feature points (None: all of the family's)
 
     def __post_init__(self) -> None:
-        for name in ("gan", "recon", "cycle", "identity", "distill_output", "distill_features"):
-            _non_negative(f"loss.{name}", getattr(self, name))
+        super().__post_init__()
+        for name in ("recon", "cycle", "identity", "distill_output", "distill_features"):
+            non_negative(f"loss.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class PruneConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"prune.{name} must be positive, got {value}")
-        _non_negative("prune.regularization", self.regularization)
+        non_negative("prune.regularization", self.regularization)
         if self.lr_latent <= 0:
             raise ConfigError(f"prune.lr_latent must be positive, got {self.lr_latent}")
         if not 0 <= self.threshold < 1:
@@ -111,13 +115,12 @@ class CoronetRecipe:
     finetune: StageConfig = field(default_factory=StageConfig)
     separable: bool | None = None  # ResNet: separable blocks in the pruned network (None: as the teacher)
     reverse_init: str | None = None  # CycleGAN: a saved B→A generator to start the reverse one from
+    gate: GateConfig = field(default_factory=GateConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.version > CONFIG_VERSION:
-            raise ConfigError(
-                f"recipe version {self.version} is newer than this gancompress ({CONFIG_VERSION})"
-            )
+        check_version(self.version)
         if not self.prune.train.enabled:
             raise ConfigError("prune.train: the pruning stage needs some epochs (or max_steps > 0)")
 
@@ -141,5 +144,4 @@ def load_recipe(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     Example:
         >>> r = load_recipe("configs/methods/coronet/fonts.yaml", ["prune.ratio=0.1"])
     """
-    data = apply_overrides(load_yaml(path), list(overrides))
-    return from_dict(CoronetRecipe, data, str(path))
+    return load_method_recipe(CoronetRecipe, path, overrides)

@@ -17,9 +17,10 @@ from torch import nn
 from ...arch import ArchSpec
 from ...errors import ConfigError
 from ...models import Generator
+from ...training.losses import discriminator_loss, generator_gan_loss
 from ...training.tasks.base import on_device
-from ..gan_compression.distill import discriminator_loss, generator_gan_loss, split_batch
-from ..gan_compression.recipe import StageConfig
+from ..common.data import split_batch
+from ..common.recipe import StageConfig
 from .control import PruneController
 from .hypernet import HyperGenerator
 from .recipe import CoronetLoss

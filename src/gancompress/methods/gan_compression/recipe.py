@@ -10,116 +10,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ...config import CONFIG_VERSION, apply_overrides, from_dict, load_yaml
+from ...config import CONFIG_VERSION
 from ...errors import ConfigError
+from ...recipe_blocks import GanLossConfig
+from ..common.recipe import (
+    DataConfig,
+    DiscriminatorConfig,
+    GateConfig,
+    PlannerConfig,
+    StageConfig,
+    check_version,
+    load_method_recipe,
+    non_negative,
+    positive,
+)
+
+__all__ = ["DataConfig", "DiscriminatorConfig", "GateConfig", "PlannerConfig", "StageConfig"]
 
 GAN_MODES = ("hinge", "lsgan", "vanilla")
 METRICS = ("psnr", "l1", "fid", "kid", "miou")
 
 
-def _positive(where: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{where} must be positive, got {value}")
-
-
-def _non_negative(where: str, value: float) -> None:
-    if value < 0:
-        raise ConfigError(f"{where} must be non-negative, got {value}")
-
-
 @dataclass(frozen=True)
-class DataConfig:
-    """How the dataset is read: its layout, the training crop, and the slice held out for the search."""
-
-    kind: str = "auto"  # auto | paired | unpaired | semantic (see gancompress.data.build_dataset)
-    direction: Literal["AtoB", "BtoA"] = "AtoB"
-    load_size: int = 286
-    crop_size: int = 256
-    preprocess: str = "resize_and_crop"
-    flip: bool = True
-    batch_size: int = 1
-    num_workers: int = 0
-    holdout: int = 64  # training images kept out of training and used to score search candidates
-    num_classes: int | None = None  # semantic datasets without a metadata file
-    # A folder of extra generator inputs with no target (``gancompress data prepare fonts-unlabelled``):
-    # each training batch also distils from the teacher on as many of them (its output as target).
-    unlabelled: str | None = None
-
-    def __post_init__(self) -> None:
-        _positive("data.load_size", self.load_size)
-        _positive("data.crop_size", self.crop_size)
-        _positive("data.batch_size", self.batch_size)
-        _non_negative("data.holdout", self.holdout)
-        _non_negative("data.num_workers", self.num_workers)
-
-
-@dataclass(frozen=True)
-class LossConfig:
+class LossConfig(GanLossConfig):
     """Loss weights of the distillation objective (the paper's per-task values are recipe defaults)."""
 
+    gan_mode: Literal["hinge", "lsgan", "vanilla"] = "hinge"
     recon: float = 100.0
     recon_target: Literal["ground_truth", "teacher"] = "ground_truth"
     distill: float = 1.0
     points: tuple[str, ...] | None = None  # feature points to distil (None: the family's usual ones)
-    gan: float = 1.0
-    gan_mode: Literal["hinge", "lsgan", "vanilla"] = "hinge"
     feature_matching: float = 0.0  # GauGAN: L1 between discriminator features of real and fake
     vgg: float = 0.0  # GauGAN: its VGG loss (metrics.vgg.VGGPerceptualLoss) against the ground truth
     vgg_source: str = "auto"  # packaged VGG16 weights for it: hed, craft, auto, or a file path
     style: float = 0.0  # MUNIT: L1 between student and teacher style codes
 
     def __post_init__(self) -> None:
-        for name in ("recon", "distill", "gan", "feature_matching", "vgg", "style"):
-            _non_negative(f"loss.{name}", getattr(self, name))
-
-
-@dataclass(frozen=True)
-class DiscriminatorConfig:
-    """The student's discriminator; ``init_from`` is the teacher's discriminator (safetensors)."""
-
-    name: Literal["patchgan", "multiscale", "pooled"] = "patchgan"
-    base_width: int = 64
-    num_layers: int = 3
-    num_scales: int = 2
-    norm: str = "batch"
-    spectral_norm: bool = False
-    conditional: bool = True  # sees input and output side by side (pix2pix, GauGAN), else output only
-    init_from: str | None = None
-
-    def __post_init__(self) -> None:
-        _positive("discriminator.base_width", self.base_width)
-        _positive("discriminator.num_layers", self.num_layers)
-        _positive("discriminator.num_scales", self.num_scales)
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    """One training stage: epochs at constant LR, then epochs of linear decay, and the optimisers."""
-
-    epochs: int = 0
-    decay_epochs: int = 0
-    max_steps: int | None = None  # caps the stage (quick runs); None: the epochs decide
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    checkpoint_every: int = 500
-    log_every: int = 50
-    on_nonfinite: Literal["stop", "rollback"] = "stop"  # rollback: last checkpoint, learning rates halved
-
-    def __post_init__(self) -> None:
-        _non_negative("epochs", self.epochs)
-        _non_negative("decay_epochs", self.decay_epochs)
-        if self.max_steps is not None:
-            _non_negative("max_steps", self.max_steps)
-        _positive("lr_g", self.lr_g)
-        _positive("lr_d", self.lr_d)
-        _positive("checkpoint_every", self.checkpoint_every)
-        _positive("log_every", self.log_every)
-
-    @property
-    def enabled(self) -> bool:
-        return self.epochs + self.decay_epochs > 0 and self.max_steps != 0
+        super().__post_init__()
+        for name in ("recon", "distill", "feature_matching", "vgg", "style"):
+            non_negative(f"loss.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -176,23 +105,23 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _positive("search.population", self.population)
-        _non_negative("search.generations", self.generations)
+        positive("search.population", self.population)
+        non_negative("search.generations", self.generations)
         if not 0 < self.parent_ratio <= 1:
             raise ConfigError(f"search.parent_ratio must be in (0, 1], got {self.parent_ratio}")
         if not 0 <= self.mutation_ratio <= 1:
             raise ConfigError(f"search.mutation_ratio must be in [0, 1], got {self.mutation_ratio}")
         if not 0 <= self.mutate_prob <= 1:
             raise ConfigError(f"search.mutate_prob must be in [0, 1], got {self.mutate_prob}")
-        _positive("search.weighted_sample", self.weighted_sample)
+        positive("search.weighted_sample", self.weighted_sample)
         given = [n for n in ("budget_macs", "budget_latency_ms", "ratio") if getattr(self, n) is not None]
         if len(given) > 1:
             raise ConfigError(f"search: give one budget, not {given}")
         for n in given:
-            _positive(f"search.{n}", getattr(self, n))
-        _non_negative("search.calibration_batches", self.calibration_batches)
-        _positive("search.eval_batch_size", self.eval_batch_size)
-        _positive("search.latency_repeats", self.latency_repeats)
+            positive(f"search.{n}", getattr(self, n))
+        non_negative("search.calibration_batches", self.calibration_batches)
+        positive("search.eval_batch_size", self.eval_batch_size)
+        positive("search.latency_repeats", self.latency_repeats)
 
 
 @dataclass(frozen=True)
@@ -208,13 +137,12 @@ class GanCompressionRecipe:
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     finetune: StageConfig = field(default_factory=StageConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.version > CONFIG_VERSION:
-            raise ConfigError(
-                f"recipe version {self.version} is newer than this gancompress ({CONFIG_VERSION})"
-            )
+        check_version(self.version)
         if not self.supernet.search_space:
             raise ConfigError("supernet.search_space: give the width choices of every width group")
 
@@ -231,5 +159,4 @@ def load_recipe(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     Example:
         >>> r = load_recipe("configs/methods/fast_gan_compression/fonts.yaml", ["search.population=20"])
     """
-    data = apply_overrides(load_yaml(path), list(overrides))
-    return from_dict(GanCompressionRecipe, data, str(path))
+    return load_method_recipe(GanCompressionRecipe, path, overrides)

@@ -7,7 +7,6 @@ first channels), so the supernet is not a separate class: it is the student at f
 
 from __future__ import annotations
 
-import copy
 import random
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from ...arch import ArchSpec
 from ...errors import ArchSpecError, ConfigError
 from ...models import Generator
 from ...pruning import prune_by_importance
+from ..common.teacher import plain_teacher  # noqa: F401  (re-exported)
 from .search_space import SearchSpace
 
 
@@ -44,14 +44,6 @@ class ArchSampler:
         if self.rule == "uniform":
             return [self.space.sample(rng)]
         return [self.space.largest(), self.space.smallest(), self.space.sample(rng)]
-
-
-def plain_teacher(teacher: Generator) -> Generator:
-    """A frozen copy of ``teacher`` ready to distil from (spectral norm folded into the weights)."""
-    out = copy.deepcopy(teacher)
-    if out.options.get("spectral_norm"):
-        out.remove_spectral_norm()  # type: ignore[attr-defined]
-    return out.eval().requires_grad_(False)
 
 
 #: families with GAN Compression's separable ("mobile") variant: MobileResnetGenerator,

@@ -1,4 +1,4 @@
-"""The registered ``gan-slimming`` runner: slim while distilling, remove channels, fine-tune, export.
+"""The registered ``gan-slimming`` method: slim while distilling, remove channels, fine-tune, export.
 
 1. The student starts as the teacher with a learnable γ/β on every norm, optionally fake-quantised
    (GS-8). It trains with the GAN Slimming objective; γ takes proximal steps towards sparsity.
@@ -7,42 +7,28 @@
    |γ| switches off the weakest channels until the target is met; without one, ρ alone decides.
 3. The γ = 0 channels are removed from every coupled layer (exactly: the output is checked), giving a
    plain generator of the same family at smaller widths.
-4. It is fine-tuned with the same objective (still fake-quantised for GS-8) and exported: the saved
-   generator (GS-8: weights baked on their int8 grid), an fp32 ONNX graph and an int8 QDQ ONNX graph
+4. It is fine-tuned with the same objective (still fake-quantised for GS-8); beside the saved
+   generator (GS-8: weights baked on their int8 grid) go an fp32 ONNX graph and an int8 QDQ ONNX graph
    calibrated on training inputs and run in ONNX Runtime.
 
-Both training stages go through :func:`gancompress.training.fit` and resume from their run folders.
+Recipe, data, target, resume records, plan, gate, saving and summary are the shared runner's.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Subset
 
-from ...config import save_yaml
 from ...errors import BudgetError, ConfigError
-from ...export.saved import save_generator
-from ...metrics.profile import profile_generator
 from ...models import Generator
-from ...utils.files import atomic_write_json
-from ..base import (
-    CompressionResult,
-    MethodOptions,
-    check_teacher_fits_data,
-    register_method,
-    resolve_macs_target,
-)
-from ..gan_compression.distill import build_discriminator, split_batch
-from ..gan_compression.pipeline import builtin_recipe, run_stage, split_holdout
-from ..gan_compression.search import MacsTable, profile_arch
-from ..gan_compression.supernet import plain_teacher
+from ..common.method import Method, Probe, register
+from ..common.resume import weights_digest
+from ..common.runner import run_method
 from .quant import QuantizedGenerator
-from .recipe import GanSlimmingRecipe, load_recipe
+from .recipe import GanSlimmingRecipe
 from .slim import (
     alive_channels,
     check_supported,
@@ -55,51 +41,8 @@ from .slim import (
 from .task import GanSlimmingTask, OutputDistillation
 
 
-def default_recipe(quick: bool) -> Path:
-    """The built-in recipe: the fonts task, or its quick variant."""
-    return builtin_recipe("gan_slimming", quick)
-
-
-def resolve_target(
-    recipe: GanSlimmingRecipe, options: MethodOptions, teacher_macs: int
-) -> tuple[str, float, float] | None:
-    """(kind, given value, target in paper MACs) from ``--budget-macs`` / ``--ratio``, else the recipe; None: ρ decides."""
-    return resolve_macs_target(
-        "gan-slimming", options, recipe.slim.budget_macs, recipe.slim.ratio, teacher_macs
-    )
-
-
-def _datasets(root: Path, recipe: GanSlimmingRecipe) -> tuple[Dataset, Dataset, str]:
-    """(training dataset with random crop/flip, the same images for evaluation, kind)."""
-    from ...data import TransformConfig, build_dataset, detect_kind
-
-    cfg = recipe.data
-    kind = detect_kind(root, "train") if cfg.kind == "auto" else cfg.kind
-    if kind == "semantic":
-        raise ConfigError(
-            "gan-slimming supports image-to-image data (paired or unpaired), not semantic label maps"
-        )
-    train_tf = TransformConfig(
-        load_size=cfg.load_size, crop_size=cfg.crop_size, preprocess=cfg.preprocess, flip=cfg.flip
-    )
-    train = build_dataset(root, kind, "train", train_tf, direction=cfg.direction)
-    extra = {"serial": True} if kind == "unpaired" else {}
-    evaluation = build_dataset(
-        root, kind, "train", TransformConfig.for_eval(cfg.crop_size), direction=cfg.direction, **extra
-    )
-    return train, evaluation, kind
-
-
-def held_out_inputs(evaluation: Dataset, indices: list[int], batch: int = 8) -> list[torch.Tensor]:
-    """The held-out generator inputs, in batches."""
-    out = []
-    for start in range(0, len(indices), batch):
-        out.append(torch.stack([split_batch(evaluation[i])[0] for i in indices[start : start + batch]]))
-    return out
-
-
 @torch.no_grad()
-def quality_vs_teacher(run, teacher: Generator, inputs: list[torch.Tensor]) -> dict[str, float]:
+def quality_vs_teacher(run, teacher: Generator, inputs: list[torch.Tensor]) -> dict[str, float]:  # noqa: ANN001
     """Mean PSNR (dB), SSIM and L1 of ``run(x)`` against the teacher's output on held-out inputs."""
     from ...metrics.paired import l1, psnr, ssim
 
@@ -108,7 +51,7 @@ def quality_vs_teacher(run, teacher: Generator, inputs: list[torch.Tensor]) -> d
     teacher.eval()
     p, s, d = [], [], []
     for x in inputs:
-        ref, out = teacher(x), run(x)
+        ref, out = teacher(x).cpu(), run(x).cpu()
         p.append(psnr(out, ref))
         s.append(ssim(out, ref))
         d.append(l1(out, ref))
@@ -118,30 +61,6 @@ def quality_vs_teacher(run, teacher: Generator, inputs: list[torch.Tensor]) -> d
         "l1": float(torch.cat(d).mean()),
         "images": sum(x.shape[0] for x in inputs),
     }
-
-
-def _prof(p) -> dict[str, int]:
-    return {"params": p.params, "macs_paper": p.macs_paper, "macs_true": p.macs_true}
-
-
-def _make_task(
-    student, teacher, disc, recipe, stage, distillation, groups=None, rho=0.0, target_macs=None, macs=None
-) -> GanSlimmingTask:
-    return GanSlimmingTask(
-        student,
-        teacher,
-        disc,
-        recipe.loss,
-        stage,
-        distillation=distillation,
-        groups=groups,
-        rho=rho,
-        lr_gamma=recipe.slim.lr_gamma,
-        momentum=recipe.slim.momentum,
-        weight_decay=recipe.weight_decay,
-        target_macs=target_macs,
-        macs=macs,
-    )
 
 
 def export_int8(
@@ -157,221 +76,220 @@ def export_int8(
     return {"onnx_fp32": str(fp32), "onnx_int8": str(int8)}, ort_session(int8)
 
 
-@register_method("gan-slimming", status="available")
-def run_gan_slimming(
-    teacher: Generator, data: Path, out_dir: Path, options: MethodOptions
-) -> CompressionResult:
+@register
+class GanSlimming(Method):
     """GAN Slimming: distillation + γ sparsity + quantisation in one minimax, then channel removal.
 
     Example:
         >>> compress("gan-slimming", teacher, root, "runs/gs8", MethodOptions(bits=8, budget_macs=1e8))
     """
-    from ...export.onnx import run_session
 
-    t0 = time.perf_counter()
-    data, out_dir = Path(data), Path(out_dir)
-    check_supported(teacher)
-    recipe_path = Path(options.recipe) if options.recipe else default_recipe(options.quick)
-    recipe = load_recipe(recipe_path, options.overrides)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(recipe, out_dir / "recipe.yaml")
-    rho = recipe.slim.rho if options.rho is None else float(options.rho)
-    bits = recipe.quant.bits if options.bits is None else int(options.bits)
-    if rho < 0:
-        raise ConfigError(f"--rho must be non-negative, got {rho}")
-    if not 2 <= bits <= 32:
-        raise ConfigError(f"--bits must be in [2, 32], got {bits}")
-    torch.manual_seed(options.seed + recipe.seed)
-    wall: dict[str, float] = {}
-    notes: dict[str, str] = {}
+    name = "gan-slimming"
+    recipe_class = GanSlimmingRecipe
+    recipe_folder = "gan_slimming"
+    refused_kinds = ("semantic",)
 
-    frozen_teacher = plain_teacher(teacher)
-    size = recipe.image_size
-    teacher_prof = profile_arch(type(teacher), teacher.options, teacher.arch, size)
-    target = resolve_target(recipe, options, teacher_prof.macs_paper)
-    train_full, evaluation, kind = _datasets(data, recipe)
-    check_teacher_fits_data(teacher, evaluation, data)
-    train_idx, held_idx = split_holdout(len(train_full), recipe.data.holdout)
-    train = Subset(train_full, train_idx)
-    bs, nw = recipe.data.batch_size, recipe.data.num_workers
+    @staticmethod
+    def check_teacher(teacher: Generator) -> None:
+        check_supported(teacher)
 
-    vgg = None
-    if recipe.loss.distill == "vgg":
-        from ...metrics.vgg import load_vgg16_features
+    @staticmethod
+    def recipe_targets(recipe: GanSlimmingRecipe) -> dict[str, float | None]:
+        return {"macs": recipe.slim.budget_macs, "ratio": recipe.slim.ratio}
 
-        layers = tuple(dict.fromkeys((recipe.loss.content_layer, "relu1_2", "relu2_2", "relu3_3", "relu4_3")))
-        vgg = load_vgg16_features(recipe.loss.vgg_source, layers=layers)
-        notes["distill"] = f"VGG16 content ({recipe.loss.content_layer}) + Gram style loss on {vgg.name}"
-    distillation = OutputDistillation(
-        recipe.loss.distill, vgg, recipe.loss.content_layer, recipe.loss.style_weight
-    )
-    in_ch = int(teacher.options.get("in_channels", 3))
-    out_ch = int(teacher.options.get("out_channels", 3))
-    disc, notes["discriminator"] = (
-        build_discriminator(recipe.discriminator, in_ch, out_ch) if recipe.loss.gan > 0 else (None, "none")
-    )
-    if recipe.discriminator.conditional:
-        raise ConfigError(
-            "discriminator.conditional: GAN Slimming's D sees output images only (teacher real, student fake)"
-        )
-
-    # 1. slim while distilling (and quantising)
-    t = time.perf_counter()
-    student = slimmable_student(frozen_teacher)
-    groups = scale_groups(student, recipe.slim.groups)
-    if not groups:
-        raise ConfigError(
-            f"no width group of this {teacher.family} generator is gated by a norm with a scale γ"
-        )
-    quant = (
-        QuantizedGenerator.attach(student, bits, recipe.quant.act_max, probe=frozen_teacher)
-        if bits < 32
-        else None
-    )
-    macs_table = MacsTable(student, size, out_dir / "macs_cache.json")
-    if target is not None:
-        # An unreachable target fails now, not after the slimming stage (threshold_to_budget checks again).
-        floor = widths_at(student, groups, math.inf)
-        if macs_table(floor) > target[2]:
-            raise BudgetError(
-                f"MACs target {target[2]:.4g} is below what one unit of width per gated group costs "
-                f"({floor}: {macs_table(floor):.4g} MACs, the smallest reachable); raise the target or "
-                "gate more groups (slim.groups)"
+    # -- prepare ----------------------------------------------------------------------------------
+    def check(self) -> None:
+        recipe, options = self.run.recipe, self.run.options
+        self.rho = recipe.slim.rho if options.rho is None else float(options.rho)
+        self.bits = recipe.quant.bits if options.bits is None else int(options.bits)
+        if self.rho < 0:
+            raise ConfigError(f"--rho must be non-negative, got {self.rho}")
+        if not 2 <= self.bits <= 32:
+            raise ConfigError(f"--bits must be in [2, 32], got {self.bits}")
+        if recipe.discriminator.conditional:
+            raise ConfigError(
+                "discriminator.conditional: GAN Slimming's D sees output images only (teacher real, student fake)"
             )
-    task = _make_task(
-        student,
-        frozen_teacher,
-        disc,
-        recipe,
-        recipe.slim.train,
-        distillation,
-        groups,
-        rho,
-        target_macs=None if target is None else target[2],
-        macs=None if target is None else macs_table,
-    )
-    stages: dict[str, Any] = {}
-    stages["slim"] = run_stage(task, train, recipe.slim.train, out_dir / "slim", options, bs, nw)
-    if quant is not None:
-        quant.remove(bake=False)  # channel removal works on the latent weights; fine-tuning re-attaches
-    sparsity = {
-        "rho": rho,
-        "alive_channels": alive_channels(student, groups),
-        "channels": {g.name: g.channels for g in groups.values()},
-        "arch_from_rho": str(widths_at(student, groups)),
-        "stopped_at_target": bool(task.prox_stopped.item()),
-    }
-    wall["slim"] = time.perf_counter() - t
 
-    # 2. reach the MACs target with a final threshold on |γ|
-    control: dict[str, Any] = {"given": None}
-    if target is not None:
-        kind_given, value, target_macs = target
-        control = {"given": kind_given, "value": value, "macs": target_macs}
-        control.update(threshold_to_budget(student, groups, macs_table, target_macs))
+    def prepare(self) -> None:
+        run, recipe = self.run, self.run.recipe
+        self.distillation = self.output_distillation()
+        self.disc, run.notes["discriminator"] = run.discriminator() if recipe.loss.gan > 0 else (None, "none")
+        self.student, self.groups, self.quant = self.slimmable()
+        self.macs_table = run.macs_table(self.student)
+        if run.target.macs is not None:  # an unreachable target fails now, not after the slimming stage
+            floor = widths_at(self.student, self.groups, math.inf)
+            if self.macs_table(floor) > run.target.macs:
+                raise BudgetError(
+                    f"MACs target {run.target.macs:.4g} is below what one unit of width per gated group costs "
+                    f"({floor}: {self.macs_table(floor):.4g} MACs, the smallest reachable); raise the target or "
+                    "gate more groups (slim.groups)"
+                )
 
-    # 3. remove the γ = 0 channels (exactly)
-    t = time.perf_counter()
-    slim = remove_off_channels(student, groups)
-    wall["extract"] = time.perf_counter() - t
-    arch_removed = str(slim.arch)
+    def output_distillation(self) -> OutputDistillation:
+        loss, vgg = self.run.recipe.loss, None
+        if loss.distill == "vgg":
+            from ...metrics.vgg import load_vgg16_features
 
-    # 4. fine-tune the plain generator with the same objective, then export
-    t = time.perf_counter()
-    ft_quant = (
-        QuantizedGenerator.attach(slim, bits, recipe.quant.act_max, probe=frozen_teacher)
-        if bits < 32
-        else None
-    )
-    if recipe.finetune.enabled:
-        ft = _make_task(slim, frozen_teacher, disc, recipe, recipe.finetune, distillation)
-        stages["finetune"] = run_stage(ft, train, recipe.finetune, out_dir / "finetune", options, bs, nw)
-    held = held_out_inputs(evaluation, held_idx)
-    quality: dict[str, Any] = {}
-    slim.eval()
-    if ft_quant is not None:
-        quality["fake_quant"] = quality_vs_teacher(slim, frozen_teacher, held)
-        ft_quant.remove(bake=True)  # the saved weights lie on the int8 grid GS-8 trained for
-        notes["weights"] = f"weights baked on their learned {bits}-bit per-layer symmetric grid"
-    wall["finetune"] = time.perf_counter() - t
+            layers = tuple(dict.fromkeys((loss.content_layer, "relu1_2", "relu2_2", "relu3_3", "relu4_3")))
+            vgg = load_vgg16_features(loss.vgg_source, layers=layers)
+            self.run.notes["distill"] = (
+                f"VGG16 content ({loss.content_layer}) + Gram style loss on {vgg.name}"
+            )
+        return OutputDistillation(loss.distill, vgg, loss.content_layer, loss.style_weight)
 
-    student_prof = profile_generator(slim, size)
-    export_dir = save_generator(
-        slim,
-        out_dir / "student",
-        extra={
-            "method": "gan-slimming",
-            "bits": bits,
-            "teacher_macs": teacher_prof.macs_paper,
-            "arch": str(slim.arch),
-        },
-    )
-    quality["fp32"] = quality_vs_teacher(slim, frozen_teacher, held)
-    t = time.perf_counter()
-    artifacts, int8_sess = export_int8(
-        slim, out_dir, data, recipe.data.crop_size, recipe.quant.calibration_images
-    )
-    quality["onnx_int8"] = quality_vs_teacher(lambda x: run_session(int8_sess, x), frozen_teacher, held)
-    notes["int8"] = (
-        "static QDQ int8 (ONNX Runtime quantize_static: per-channel symmetric int8 weights, uint8 activations "
-        f"calibrated by min/max on {recipe.quant.calibration_images} training inputs), run in ONNX Runtime; "
-        + (
-            "the QAT-trained weights are on a per-layer int8 grid, the activation scales are re-calibrated, not "
-            "exported from training"
-            if bits < 32
-            else "post-training quantisation of the GS-32 student"
+    def slimmable(self) -> tuple[Generator, dict, QuantizedGenerator | None]:
+        """The teacher with a γ on every norm, its gated width groups, and its fake quantisation."""
+        run, recipe = self.run, self.run.recipe
+        student = slimmable_student(run.frozen)
+        groups = scale_groups(student, recipe.slim.groups)
+        if not groups:
+            raise ConfigError(
+                f"no width group of this {run.teacher.family} generator is gated by a norm with a scale γ"
+            )
+        quant = self.attach_quant(student)
+        return student, groups, quant
+
+    def attach_quant(self, generator: Generator) -> QuantizedGenerator | None:
+        if self.bits >= 32:
+            return None
+        return QuantizedGenerator.attach(
+            generator, self.bits, self.run.recipe.quant.act_max, probe=self.run.frozen
         )
-    )
-    wall["export"] = time.perf_counter() - t
-    files = {
-        "safetensors": (export_dir / "model.safetensors").stat().st_size,
-        "onnx_fp32": Path(artifacts["onnx_fp32"]).stat().st_size,
-        "onnx_int8": Path(artifacts["onnx_int8"]).stat().st_size,
-    }
-    wall["total"] = time.perf_counter() - t0
-    teacher_bits = teacher_prof.params * 32
-    summary = {
-        "method": "gan-slimming",
-        "variant": f"GS-{bits}",
-        "task": recipe.task,
-        "data_kind": kind,
-        "image_size": list(size),
-        "bits": bits,
-        "teacher": {"arch": str(teacher.arch), **_prof(teacher_prof)},
-        "student": {"arch": str(slim.arch), **_prof(student_prof)},
-        "arch_after_removal": arch_removed,
-        "macs_ratio": teacher_prof.macs_paper / max(student_prof.macs_paper, 1),
-        # the paper's compression ratios: r_c on MACs, r_s on model size in bits (32-bit teacher)
-        "r_c": teacher_prof.macs_paper / max(student_prof.macs_paper, 1),
-        "r_s": teacher_bits / max(student_prof.params * bits, 1),
-        "target": control,
-        "reached_macs": student_prof.macs_paper,
-        "sparsity": sparsity,
-        "quantisation": {
-            "bits": bits,
-            "act_max": recipe.quant.act_max,
-            "inputs": quant.inputs if quant else {},
-        },
-        "held_out_vs_teacher": quality,
-        "bytes_on_disk": files,
-        "stages": {k: {kk: vv for kk, vv in v.items() if kk != "fit"} for k, v in stages.items()},
-        "wall_time_s": wall,
-        "notes": notes,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
-    if target is not None and student_prof.macs_paper > target[2]:
-        raise ConfigError(
-            f"slimmed generator costs {student_prof.macs_paper} MACs, above the target {target[2]}"
+
+    def task(
+        self, student: Generator, stage, groups=None, disc=None, target: bool = False
+    ) -> GanSlimmingTask:  # noqa: ANN001
+        run, recipe = self.run, self.run.recipe
+        return GanSlimmingTask(
+            student, run.frozen, self.disc if disc is None else disc, recipe.loss, stage,
+            distillation=self.distillation, groups=groups, rho=self.rho if groups is not None else 0.0,
+            lr_gamma=recipe.slim.lr_gamma, momentum=recipe.slim.momentum, weight_decay=recipe.weight_decay,
+            target_macs=run.target.macs if target else None, macs=self.macs_table if target else None,
+        )  # fmt: skip
+
+    def probes(self) -> dict[str, Probe]:
+        recipe = self.run.recipe
+
+        def fresh(stage):  # noqa: ANN001, ANN202  (the finetune stage: at most the slim stage's cost)
+            def factory() -> GanSlimmingTask:
+                student, groups, _ = self.slimmable()
+                disc = self.run.discriminator()[0] if recipe.loss.gan > 0 else None
+                return self.task(student, stage, groups if stage is recipe.slim.train else None, disc)
+
+            return factory
+
+        return {
+            "slim": (recipe.slim.train, fresh(recipe.slim.train)),
+            "finetune": (recipe.finetune, fresh(recipe.finetune)),
+        }
+
+    # -- train, extract, finetune -----------------------------------------------------------------
+    def train(self) -> None:
+        run, recipe = self.run, self.run.recipe
+        task = self.task(self.student, recipe.slim.train, self.groups, target=run.target.macs is not None)
+        inputs = {"rho": self.rho, "bits": self.bits, "target_macs": run.target.macs}
+        run.fit("slim", task, recipe.slim.train, inputs=inputs)
+        if self.quant is not None:
+            self.quant.remove(
+                bake=False
+            )  # channel removal works on the latent weights; fine-tuning re-attaches
+        self.sparsity = {
+            "rho": self.rho,
+            "alive_channels": alive_channels(self.student, self.groups),
+            "channels": {g.name: g.channels for g in self.groups.values()},
+            "arch_from_rho": str(widths_at(self.student, self.groups)),
+            "stopped_at_target": bool(task.prox_stopped.item()),
+        }
+        self.control: dict[str, Any] = {"given": None}
+        if run.target.macs is not None:  # reach the MACs target with a final threshold on |γ|
+            self.control = {"given": run.target.kind, "value": run.target.value, "macs": run.target.macs}
+            self.control.update(
+                threshold_to_budget(self.student, self.groups, self.macs_table, run.target.macs)
+            )
+
+    def extract(self) -> Generator:
+        slim = remove_off_channels(self.student, self.groups)  # the γ = 0 channels, exactly
+        self.arch_removed = str(slim.arch)
+        return slim
+
+    def finetune(self, student: Generator) -> Generator:
+        run, recipe = self.run, self.run.recipe
+        ft_quant = self.attach_quant(student)
+        if recipe.finetune.enabled:
+            run.fit(
+                "finetune",
+                self.task(student, recipe.finetune),
+                recipe.finetune,
+                inputs={"arch": str(student.arch), "start": weights_digest(student)},
+                derived=("arch", "start"),
+            )
+        self.quality: dict[str, Any] = {}
+        student.eval()
+        if ft_quant is not None:
+            self.quality["fake_quant"] = quality_vs_teacher(student, run.frozen, self.held_inputs())
+            ft_quant.remove(bake=True)  # the saved weights lie on the int8 grid GS-8 trained for
+            run.notes["weights"] = f"weights baked on their learned {self.bits}-bit per-layer symmetric grid"
+        self.final = student
+        return student
+
+    def held_inputs(self) -> list[torch.Tensor]:
+        return [x for x, _, _ in self.run.held_out(8)]
+
+    # -- export -----------------------------------------------------------------------------------
+    def export(self, student: Generator) -> dict[str, str]:
+        from ...export.onnx import run_session
+
+        run, quant = self.run, self.run.recipe.quant
+        self.quality["fp32"] = quality_vs_teacher(student, run.frozen, self.held_inputs())
+        artifacts, sess = export_int8(
+            student, run.out_dir, run.data, run.recipe.data.crop_size, quant.calibration_images
         )
-    atomic_write_json(out_dir / "gan_slimming_summary.json", summary)
-    return CompressionResult(
-        method="gan-slimming",
-        generator=slim,
-        summary=summary,
-        artifacts={
-            "student": str(export_dir),
-            "summary": str(out_dir / "gan_slimming_summary.json"),
-            **artifacts,
-        },
-    )
+        self.quality["onnx_int8"] = quality_vs_teacher(
+            lambda x: run_session(sess, x.cpu()), run.frozen, self.held_inputs()
+        )
+        run.notes["int8"] = (
+            "static QDQ int8 (ONNX Runtime quantize_static: per-channel symmetric int8 weights, uint8 activations "
+            f"calibrated by min/max on {quant.calibration_images} training inputs), run in ONNX Runtime; "
+            + (
+                "the QAT-trained weights are on a per-layer int8 grid, the activation scales are re-calibrated, not "
+                "exported from training"
+                if self.bits < 32
+                else "post-training quantisation of the GS-32 student"
+            )
+        )
+        self.files = {
+            "safetensors": (run.out_dir / "student" / "model.safetensors").stat().st_size,
+            "onnx_fp32": Path(artifacts["onnx_fp32"]).stat().st_size,
+            "onnx_int8": Path(artifacts["onnx_int8"]).stat().st_size,
+        }
+        return artifacts
+
+    def details(self) -> dict[str, Any]:
+        from ...metrics.profile import profile_generator
+
+        run, t = self.run, self.run.teacher_prof
+        p = profile_generator(self.final, run.size)
+        return {
+            "variant": f"GS-{self.bits}",
+            "bits": self.bits,
+            "arch_after_removal": self.arch_removed,
+            # the paper's compression ratios: r_c on MACs, r_s on model size in bits (32-bit teacher)
+            "r_c": t.macs_paper / max(p.macs_paper, 1),
+            "r_s": t.params * 32 / max(p.params * self.bits, 1),
+            "control": self.control,
+            "reached_macs": p.macs_paper,
+            "sparsity": self.sparsity,
+            "quantisation": {
+                "bits": self.bits,
+                "act_max": run.recipe.quant.act_max,
+                "inputs": self.quant.inputs if self.quant else {},
+            },
+            "held_out_vs_teacher": self.quality,
+            "bytes_on_disk": getattr(self, "files", {}),
+        }
+
+
+def run_gan_slimming(teacher, data, out_dir, options):  # noqa: ANN001, ANN201
+    """``compress("gan-slimming", ...)`` (see :class:`GanSlimming`)."""
+    return run_method(GanSlimming, teacher, data, out_dir, options)

@@ -1,7 +1,7 @@
 """The GAN Slimming recipe: frozen dataclasses read from the YAML files under ``configs/methods/gan_slimming/``.
 
-Data, discriminator and stage settings are the same classes as GAN Compression's recipe, so one
-dataset or schedule is written the same way for every method.
+Data, discriminator, stage, gate and planner settings are the shared blocks of
+:mod:`gancompress.methods.common.recipe`, so one dataset or schedule is written the same way for every method.
 """
 
 from __future__ import annotations
@@ -10,20 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ...config import CONFIG_VERSION, apply_overrides, from_dict, load_yaml
+from ...config import CONFIG_VERSION
 from ...errors import ConfigError
-from ..gan_compression.recipe import DataConfig, DiscriminatorConfig, StageConfig
+from ...recipe_blocks import GanLossConfig
+from ..common.recipe import (
+    DataConfig,
+    DiscriminatorConfig,
+    GateConfig,
+    PlannerConfig,
+    StageConfig,
+    check_version,
+    load_method_recipe,
+    non_negative,
+)
 
 DISTILL_KINDS = ("vgg", "mse", "l1_ssim")
 
 
-def _non_negative(where: str, value: float) -> None:
-    if value < 0:
-        raise ConfigError(f"{where} must be non-negative, got {value}")
-
-
 @dataclass(frozen=True)
-class SlimLoss:
+class SlimLoss(GanLossConfig):
     """The student's objective: ``gan`` × GAN loss + ``beta`` × distillation of the teacher's output.
 
     ``distill``: ``vgg`` (the paper: L1 between VGG16 ``content_layer`` features plus ``style_weight``
@@ -31,7 +36,6 @@ class SlimLoss:
     weight-free option), or ``l1_ssim`` (L1 + (1 − SSIM), also weight-free).
     """
 
-    gan: float = 1.0
     gan_mode: Literal["hinge", "lsgan", "vanilla"] = "lsgan"
     beta: float = 20.0
     distill: Literal["vgg", "mse", "l1_ssim"] = "vgg"
@@ -41,8 +45,9 @@ class SlimLoss:
     pool_size: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("gan", "beta", "style_weight", "pool_size"):
-            _non_negative(f"loss.{name}", getattr(self, name))
+        super().__post_init__()
+        for name in ("beta", "style_weight", "pool_size"):
+            non_negative(f"loss.{name}", getattr(self, name))
         if self.distill not in DISTILL_KINDS:
             raise ConfigError(f"loss.distill must be one of {DISTILL_KINDS}, got {self.distill!r}")
 
@@ -67,7 +72,7 @@ class SlimConfig:
     train: StageConfig = field(default_factory=StageConfig)
 
     def __post_init__(self) -> None:
-        _non_negative("slim.rho", self.rho)
+        non_negative("slim.rho", self.rho)
         if self.lr_gamma <= 0:
             raise ConfigError(f"slim.lr_gamma must be positive, got {self.lr_gamma}")
         if not 0 <= self.momentum < 1:
@@ -118,16 +123,15 @@ class GanSlimmingRecipe:
     quant: QuantConfig = field(default_factory=QuantConfig)
     finetune: StageConfig = field(default_factory=StageConfig)
     weight_decay: float = 1e-3  # Adam weight decay of G's weights and of D
+    gate: GateConfig = field(default_factory=GateConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.version > CONFIG_VERSION:
-            raise ConfigError(
-                f"recipe version {self.version} is newer than this gancompress ({CONFIG_VERSION})"
-            )
+        check_version(self.version)
         if not self.slim.train.enabled:
             raise ConfigError("slim.train: the slimming stage needs some epochs (or max_steps > 0)")
-        _non_negative("weight_decay", self.weight_decay)
+        non_negative("weight_decay", self.weight_decay)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -142,5 +146,4 @@ def load_recipe(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -
     Example:
         >>> r = load_recipe("configs/methods/gan_slimming/fonts.yaml", ["slim.rho=0.02"])
     """
-    data = apply_overrides(load_yaml(path), list(overrides))
-    return from_dict(GanSlimmingRecipe, data, str(path))
+    return load_method_recipe(GanSlimmingRecipe, path, overrides)

@@ -24,8 +24,8 @@ from ...errors import ConfigError
 from ...models import Generator
 from ...training.losses import ImagePool, discriminator_loss, generator_gan_loss
 from ...training.tasks.base import on_device
-from ..gan_compression.distill import split_batch
-from ..gan_compression.recipe import StageConfig
+from ..common.data import split_batch
+from ..common.recipe import StageConfig
 from .recipe import SlimLoss
 from .slim import (
     ScaleGroup,
