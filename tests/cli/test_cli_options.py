@@ -138,6 +138,7 @@ def base_argv(verb: tuple[str, ...], f: dict[str, str]) -> list[str]:
         ("benchmark",): ["benchmark", "--teacher", g, "--data", d, "--out", out],
         ("demo",): ["demo", "--out", out],
         ("export",): ["export", g, "--out", out, "--formats", "onnx"],
+        ("import",): ["import", g, "--out", out],
         ("data", "list"): ["data", "list"],
         ("data", "prepare"): ["data", "prepare", "fonts", "--out", out],
     }[verb]

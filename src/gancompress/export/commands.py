@@ -70,7 +70,12 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--calibration-size",
-        type=number(int, low=16, high=MAX_CALIBRATION_SIZE),
+        type=number(
+            int,
+            low=16,
+            high=MAX_CALIBRATION_SIZE,
+            why_high="a larger side needs more memory than calibration should take",
+        ),
         help=f"calibration image side in [16, {MAX_CALIBRATION_SIZE}] (default: the dataset's)",
     )
     p.add_argument(

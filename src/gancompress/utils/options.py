@@ -45,10 +45,12 @@ def number(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    why_high: str = "",
 ) -> Callable[[str], Any]:
     """An argparse type: a finite ``kind`` (int or float) within the given bounds.
 
     Integers accept ``1e6``-style input when it is whole; NaN and infinity are always refused.
+    ``why_high`` says why the upper bound exists (e.g. the memory a larger value needs).
     """
 
     def parse(text: str) -> Any:
@@ -68,7 +70,8 @@ def number(
         too_low = low is not None and (value <= low if low_open else value < low)
         too_high = high is not None and (value >= high if high_open else value > high)
         if too_low or too_high:
-            raise argparse.ArgumentTypeError(f"{text}: expected {allowed}")
+            why = f" ({why_high})" if too_high and why_high else ""
+            raise argparse.ArgumentTypeError(f"{text}: expected {allowed}{why}")
         return value
 
     parse.__name__ = kind.__name__  # argparse's fallback message says "invalid int value"
@@ -102,7 +105,8 @@ def image_size(text: str) -> tuple[int, int]:
         dims = [side(p) for p in parts]
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: each side must be a whole number in [1, {MAX_SIDE}]"
+            f"{text!r}: each side must be a whole number in [1, {MAX_SIDE}] (a larger side needs more "
+            "memory than one image should take)"
         ) from None
     return (dims[0], dims[-1])
 
