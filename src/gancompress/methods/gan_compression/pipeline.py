@@ -45,7 +45,7 @@ from .search import (
     exhaustive_search,
 )
 from .search_space import SearchSpace
-from .supernet import ArchSampler, build_supernet, mobile_generator
+from .supernet import ArchSampler, build_supernet, has_mobile_variant, mobile_generator
 
 
 class SupernetMethod(Method):
@@ -201,6 +201,7 @@ class SupernetMethod(Method):
         return evolutionary_search(
             self.space, budget, evaluator, population=s.population, generations=s.generations,
             parent_ratio=s.parent_ratio, mutation_ratio=s.mutation_ratio, mutate_prob=s.mutate_prob,
+            weighted_sample=s.weighted_sample, weight_strategy=s.weight_strategy,
             seed=s.seed + run.options.seed, progress=True,
         )  # fmt: skip
 
@@ -285,12 +286,7 @@ class GanCompression(SupernetMethod):
 
     def trains_mobile(self) -> bool:
         mt, teacher = self.run.recipe.mobile_teacher, self.run.teacher
-        return (
-            mt.path is None
-            and teacher.family == "resnet"
-            and not teacher.options.get("separable")
-            and mt.train.enabled
-        )
+        return mt.path is None and has_mobile_variant(teacher) and mt.train.enabled
 
     def probes(self) -> dict[str, Probe]:
         run, mt = self.run, self.run.recipe.mobile_teacher
@@ -314,7 +310,7 @@ class GanCompression(SupernetMethod):
             run.fit("mobile_teacher", task, mt.train)
             meta = {"method": self.name, "stage": "mobile_teacher"}
             save_generator(mobile, run.out_dir / "mobile_teacher" / "generator", extra=meta)
-            note = "separable ResNet distilled from the teacher"
+            note = f"separable {mobile.family} distilled from the teacher"
         else:
             mobile, note = (
                 run.frozen,
