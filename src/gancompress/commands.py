@@ -9,7 +9,7 @@ import torch
 
 from .cli import print_json
 from .errors import ConfigError
-from .utils.options import SIZE_HELP, SIZE_OPTION, json_option, positive_int
+from .utils.options import META_SIZE_HELP, META_SIZE_OPTION, json_option, positive_int
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "(legacy_sub_mobile_resnet_9blocks: only blocks 1, 4, 7 narrower than the trunk)",
     )
     p.add_argument("--base-width", type=positive_int(4096), help="ngf (default 64)")
-    p.add_argument("--size", **SIZE_OPTION, help=f"{SIZE_HELP} (default: the family's)")
+    p.add_argument("--size", **META_SIZE_OPTION, help=f"{META_SIZE_HELP} (default: the family's)")
     p.add_argument("--layers", action="store_true", help="also print the per-layer breakdown")
     json_option(p)
     from .export.resolve import add_checkpoint_options

@@ -83,7 +83,8 @@ def bad_values(action: argparse.Action) -> list[list[str]] | None:
             values += [str(high + 1), str(int(high) * 10**6)]
         return [[v] for v in values]
     if isinstance(action, SizeAction):
-        return [["0"], ["-1"], ["nan"], ["inf"], ["100000"], ["bogus"], ["3x"], ["2", "0"], ["1", "2", "3"]]
+        too_big = str(action.max_side + 1)  # profile counts on the meta device: a larger bound
+        return [["0"], ["-1"], ["nan"], ["inf"], [too_big], ["bogus"], ["3x"], ["2", "0"], ["1", "2", "3"]]
     if isinstance(action, ListAction) and action.allowed is not None:
         return [["bogus"], ["bogus,other"]]
     if action.choices is not None:

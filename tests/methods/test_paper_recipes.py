@@ -207,4 +207,5 @@ def test_paper_recipe_runs_at_tiny_size(tmp_path, method, task, kind):
     options = MethodOptions(recipe=str(recipe), overrides=tuple(overrides), ratio=0.9)
     result = compress(method, teacher, _layout(tmp_path / "data", kind), tmp_path / "run", options)
     assert result.generator.family == family
-    assert result.summary["search"]["cost"] <= result.summary["search"]["budget"]
+    search = result.summary["details"]["search"]
+    assert search["cost"] <= search["budget"]

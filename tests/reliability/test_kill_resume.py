@@ -226,7 +226,7 @@ def stage_length(reference: Path, case: str, stage: str) -> int:
         return summary["steps"]
     method = summary["method_summary"]
     if stage == "search":
-        return method["search"]["evaluations"]
+        return method["details"]["search"]["evaluations"]
     return method["stages"][stage.split("/")[0]]["steps"]
 
 

@@ -432,7 +432,8 @@ def build_from_inference(
 
     try:
         # a few kB of (strided) tensors can claim a network of terabytes: checked on the meta device first
-        check_buildable(inference.family, None, options, source=str(source))
+        shape_options = {k: v for k, v in options.items() if k != "arch"}
+        check_buildable(inference.family, options.get("arch"), shape_options, source=str(source))
         generator = create_generator(inference.family, **options)
     except ConfigError as exc:
         raise CheckpointError(f"{source}: {exc}") from None

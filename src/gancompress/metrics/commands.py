@@ -108,6 +108,7 @@ class ProgressGenerator(nn.Module):
         super().__init__()
         self.generator = generator
         self.bar = bar
+        self.source_path = getattr(generator, "source_path", None)  # errors name the model, not this wrapper
 
     def forward(self, *inputs: torch.Tensor):
         out = self.generator(*inputs)

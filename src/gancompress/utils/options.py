@@ -95,17 +95,17 @@ fraction = number(float, low=0, high=1, low_open=True, high_open=True)
 seed = number(int, low=0, high=MAX_SEED)
 
 
-def image_size(text: str) -> tuple[int, int]:
+def image_size(text: str, max_side: int = MAX_SIDE) -> tuple[int, int]:
     """``"256"`` → (256, 256); ``"256x512"`` or ``"256,512"`` → (256, 512): height, width."""
     parts = re.split(r"[x,]", text.strip().lower())
     if not 1 <= len(parts) <= 2:
         raise argparse.ArgumentTypeError(f"{text!r}: expected N, H W or HxW")
-    side = number(int, low=1, high=MAX_SIDE)
+    side = number(int, low=1, high=max_side)
     try:
         dims = [side(p) for p in parts]
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: each side must be a whole number in [1, {MAX_SIDE}] (a larger side needs more "
+            f"{text!r}: each side must be a whole number in [1, {max_side}] (a larger side needs more "
             "memory than one image should take)"
         ) from None
     return (dims[0], dims[-1])
@@ -114,13 +114,16 @@ def image_size(text: str) -> tuple[int, int]:
 class SizeAction(argparse.Action):
     """``--size N``, ``--size H W`` or ``--size HxW``: stores an (H, W) tuple."""
 
+    max_side = MAX_SIDE
+
     def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
         values = list(values)
+        side = self.max_side
         try:
             if len(values) == 1:
-                size = image_size(values[0])
+                size = image_size(values[0], side)
             elif len(values) == 2 and not any(re.search(r"[x,]", v.lower()) for v in values):
-                size = (image_size(values[0])[0], image_size(values[1])[0])
+                size = (image_size(values[0], side)[0], image_size(values[1], side)[0])
             else:
                 raise argparse.ArgumentTypeError(f"{' '.join(values)!r}: expected N, H W or HxW")
         except argparse.ArgumentTypeError as exc:
@@ -130,6 +133,16 @@ class SizeAction(argparse.Action):
 
 SIZE_HELP = f"input size: N (square), H W or HxW, each side in [1, {MAX_SIDE}]"
 SIZE_OPTION: dict[str, Any] = {"nargs": "+", "action": SizeAction, "metavar": "N"}
+
+
+class MetaSizeAction(SizeAction):
+    """``--size`` of ``profile``, which counts on the meta device: no memory limits the side."""
+
+    max_side = 1_000_000
+
+
+META_SIZE_HELP = f"input size: N (square), H W or HxW, each side in [1, {MetaSizeAction.max_side}]"
+META_SIZE_OPTION: dict[str, Any] = {"nargs": "+", "action": MetaSizeAction, "metavar": "N"}
 
 
 def square_side(size: tuple[int, int] | None, option: str = "--size") -> int | None:
