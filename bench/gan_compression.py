@@ -142,7 +142,7 @@ def main() -> None:
         row["notes"] = result.summary.get("notes", {})
         row["wall_s"] = wall
         row["stages_s"] = result.summary.get("wall_time_s", {})
-        row["search"] = result.summary.get("search", {})
+        row["search"] = result.summary.get("details", {}).get("search", {})
         row["macs_reduction"] = rows["teacher"]["macs_paper"] / max(row["macs_paper"], 1)
         row["psnr_drop"] = relative(
             row.get("psnr", float("nan")), rows["teacher"].get("psnr", float("nan")), True

@@ -227,10 +227,25 @@ def summary_gate(path: str | os.PathLike) -> dict[str, Any] | None:
             summary = json.loads(candidate.read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{candidate}: not readable JSON ({exc})") from None
-        if not isinstance(summary, dict) or "quality_gate" not in summary:
+        gate, field = recorded_gate(summary)
+        if gate is None:
             continue
-        return {**as_verdict(summary["quality_gate"], f"{candidate}: quality_gate"), "source": str(candidate)}
+        return {**as_verdict(gate, f"{candidate}: {field}"), "source": str(candidate)}
     return None
+
+
+def recorded_gate(summary: Any) -> tuple[Any, str]:
+    """(verdict, its field) in a run's summary: the runner's ``gate`` (top level or under
+    ``method_summary``, as ``compress`` writes it) or a ``quality_gate``; (None, "") when there is none."""
+    if not isinstance(summary, dict):
+        return None, ""
+    for field in ("quality_gate", "gate"):
+        if summary.get(field) is not None:
+            return summary[field], field
+    inner = summary.get("method_summary")
+    if isinstance(inner, dict) and inner.get("gate") is not None:
+        return inner["gate"], "method_summary.gate"
+    return None, ""
 
 
 def _gate(verdict: dict[str, Any], source: str) -> dict[str, Any]:

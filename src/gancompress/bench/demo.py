@@ -165,10 +165,11 @@ def run_method(
         "seconds": round(time.perf_counter() - t0, 1),
         "summary": {k: v for k, v in result.summary.items() if isinstance(v, (int, float, str, bool))},
     }
-    if result.summary.get("quality_gate") is not None:  # the run's own verdict, for the benchmark
-        from .benchmark import as_verdict
+    from .benchmark import as_verdict, recorded_gate
 
-        entry["quality_gate"] = as_verdict(result.summary["quality_gate"], f"{name}: quality_gate")
+    gate, field = recorded_gate(result.summary)
+    if gate is not None:  # the run's own verdict, for the benchmark
+        entry["quality_gate"] = as_verdict(gate, f"{name}: {field}")
     return entry
 
 

@@ -231,7 +231,7 @@ def summary_text(summary: dict) -> str:
         f"params {t['params'] / 1e6:.3f}M -> {st['params'] / 1e6:.3f}M",
         f"  teacher {t['arch']}  ->  student {st['arch']}",
     ]
-    search = summary.get("method_summary", {}).get("search")
+    search = summary.get("method_summary", {}).get("details", {}).get("search")
     if isinstance(search, dict) and "score" in search:
         lines.append(
             f"  search: {search.get('strategy')} over {search.get('candidates')} candidates "
