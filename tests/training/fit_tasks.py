@@ -185,4 +185,5 @@ def distill_worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
 if __name__ == "__main__":
     # python fit_tasks.py RUN_DIR: the run a test kills with SIGKILL and resumes.
     run_dir = Path(sys.argv[1])
+    torch.set_num_threads(1)  # the test compares weights bit for bit with its 1-thread runs
     fit(make_task(), NoisyPairs(), run_dir, tensorboard=False, callbacks=[Announce(0.05)], **FIT_KW)

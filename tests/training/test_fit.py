@@ -83,7 +83,19 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path):
     assert not _same(_weights(tmp_path / "straight"), _weights(tmp_path / "other"))
 
 
-def test_sigkill_at_a_random_step_then_resume_matches(tmp_path):
+def test_sigkill_at_a_random_step_then_resume_matches(tmp_path, monkeypatch):
+    # bit-exact comparison across processes: the child (fit_tasks.py) and these in-process runs use
+    # one thread each, whatever thread count an earlier test in this worker left behind
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        _sigkill_then_resume(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _sigkill_then_resume(tmp_path):
     fit(make_task(), NoisyPairs(), tmp_path / "straight", tensorboard=False, **FIT_KW)
     kill_at = random.Random(os.getpid()).randint(4, 12)
     script = Path(__file__).with_name("fit_tasks.py")

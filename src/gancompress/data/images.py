@@ -48,6 +48,10 @@ def list_images(folder: str | Path, *, what: str = "images") -> list[Path]:
     return files
 
 
+# Pillow's own bomb limit as shipped: the default even where other code has switched Pillow's guard off
+_PIL_PIXEL_LIMIT = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
 def max_image_pixels() -> int:
     """The largest image (width × height) decoded: ``GANCOMPRESS_MAX_IMAGE_PIXELS``, else PIL's bomb limit."""
     env = os.environ.get("GANCOMPRESS_MAX_IMAGE_PIXELS")
@@ -56,7 +60,7 @@ def max_image_pixels() -> int:
             return max(1, int(env))
         except ValueError:
             raise DataError(f"GANCOMPRESS_MAX_IMAGE_PIXELS must be an integer, got {env!r}") from None
-    return int(Image.MAX_IMAGE_PIXELS or 2**31)
+    return int(Image.MAX_IMAGE_PIXELS or _PIL_PIXEL_LIMIT)
 
 
 def _integer_range(img: Image.Image) -> float:

@@ -104,9 +104,9 @@ def image_size(text: str, max_side: int = MAX_SIDE) -> tuple[int, int]:
     try:
         dims = [side(p) for p in parts]
     except argparse.ArgumentTypeError:
+        why = " (a larger side needs more memory than one image should take)" if max_side <= MAX_SIDE else ""
         raise argparse.ArgumentTypeError(
-            f"{text!r}: each side must be a whole number in [1, {max_side}] (a larger side needs more "
-            "memory than one image should take)"
+            f"{text!r}: each side must be a whole number in [1, {max_side}]{why}"
         ) from None
     return (dims[0], dims[-1])
 

