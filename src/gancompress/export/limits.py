@@ -235,18 +235,22 @@ def check_header_matches(meta: nn.Module, header: Mapping[str, Mapping[str, Any]
         f"{k}: file {theirs[k]} vs config {own[k]}" for k in set(own) & set(theirs) if own[k] != theirs[k]
     )
     if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}")
-        if unexpected:
-            parts.append(
-                f"unexpected keys: {', '.join(unexpected[:20])}{' …' if len(unexpected) > 20 else ''}"
-            )
-        if shapes:
-            parts.append(f"shape mismatches: {'; '.join(shapes[:20])}")
         raise CheckpointError(
-            f"{source}: the weights do not match config.json's network ({' | '.join(parts)})"
+            f"{source}: the weights do not match config.json's network "
+            f"({mismatch_text(missing, unexpected, shapes)})"
         )
+
+
+def mismatch_text(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+    """How a state-dict mismatch is told: missing, unexpected and mis-shaped keys, 20 of each at most."""
+    parts = []
+    if missing:
+        parts.append(f"missing keys: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}")
+    if unexpected:
+        parts.append(f"unexpected keys: {', '.join(unexpected[:20])}{' …' if len(unexpected) > 20 else ''}")
+    if shapes:
+        parts.append(f"shape mismatches: {'; '.join(shapes[:20])}")
+    return " | ".join(parts)
 
 
 def meta_twin(generator: nn.Module) -> nn.Module:

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import CheckpointError, ConfigError, StorageError
 from ..models import GENERATORS, Generator
 from ..utils.files import atomic_directory
-from .limits import check_buildable, check_header_matches, read_safetensors_header
+from .limits import check_buildable, check_header_matches, mismatch_text, read_safetensors_header
 
 FORMAT = "gancompress.generator"
 FORMAT_VERSION = 1
@@ -142,14 +142,7 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
         if tuple(state[k].shape) != tuple(own[k].shape)
     )
     if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}")
-        if unexpected:
-            parts.append(
-                f"unexpected keys: {', '.join(unexpected[:20])}{' …' if len(unexpected) > 20 else ''}"
-            )
-        if shapes:
-            parts.append(f"shape mismatches: {'; '.join(shapes[:20])}")
-        raise CheckpointError(f"{source}: state dict does not match the network ({' | '.join(parts)})")
+        raise CheckpointError(
+            f"{source}: state dict does not match the network ({mismatch_text(missing, unexpected, shapes)})"
+        )
     model.load_state_dict(state, strict=True)
