@@ -151,8 +151,17 @@ def prune_generator(generator: Generator, keep: Mapping[str, torch.Tensor | list
     return work.extract_subnet(ArchSpec(generator.arch.family, tuple(widths)))
 
 
-def prune_by_importance(generator: Generator, arch: ArchSpec | str, kind: str = "l1") -> Generator:
-    """Keep the most important channels of every group so that the result has widths ``arch``."""
+def prune_by_importance(
+    generator: Generator, arch: ArchSpec | str, kind: str = "l1", order: str = "index"
+) -> Generator:
+    """Keep the most important channels of every group so that the result has widths ``arch``.
+
+    ``order="index"`` keeps them in their original order; ``order="importance"`` puts the most
+    important first, so that a slimmable network's narrower subnets (the first channels of every
+    group) are made of the most important ones (a supernet started from a trained network).
+    """
+    if order not in ("index", "importance"):
+        raise ConfigError(f"order must be 'index' or 'importance', got {order!r}")
     spec = generator.parse_arch(arch)
     if not spec.fits_within(generator.arch):
         raise ArchSpecError(f"arch {spec} is wider than the network ({generator.arch}) somewhere")
@@ -160,5 +169,6 @@ def prune_by_importance(generator: Generator, arch: ArchSpec | str, kind: str = 
     for group, width in zip(generator.width_groups, spec.widths):
         n = width * group.multiplier
         imp = channel_importance(generator, group.name, kind)
-        keep[group.name] = torch.sort(torch.argsort(imp, descending=True)[:n]).values
+        top = torch.argsort(imp, descending=True)[:n]
+        keep[group.name] = top if order == "importance" else torch.sort(top).values
     return prune_generator(generator, keep)

@@ -502,3 +502,27 @@ def test_fid_search_uses_the_extractor_the_recipe_names_and_caches_per_extractor
     )
     assert other.key(arch) != sat.key(arch)
     assert other(arch) != value and other.evaluations == 1 and seen[-1] == "domain:fashion"
+
+
+# -- a supernet started from the teacher -------------------------------------------------------------
+def test_supernet_started_from_the_teacher_computes_the_teacher_and_leads_with_its_important_channels():
+    from gancompress.pruning import channel_importance, prune_by_importance
+
+    teacher = tiny("resnet").eval()
+    full = "8|6_8|6_8|6_8|6_8|6_8|6_8|6_8|6"  # the teacher's own widths are the largest choice
+    space = SearchSpace.parse("resnet", RESNET_GROUPS, full)
+    supernet = build_supernet(teacher, space, separable=False, init_from=teacher).eval()
+    assert all(p.requires_grad for p in supernet.parameters())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():  # channels reordered consistently: the same function
+        torch.testing.assert_close(supernet(x), teacher(x), rtol=1e-4, atol=1e-5)
+    # the narrower subnet's channels are the teacher's most important ones, not the first by index
+    small = space.smallest()
+    with torch.no_grad():
+        want = prune_by_importance(teacher, small).eval()(x)
+        got = supernet.extract_subnet(small).eval()(x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    imp = channel_importance(supernet, "trunk", "l1")
+    assert imp[: imp.numel() * 3 // 4].min() >= imp[imp.numel() * 3 // 4 :].max() - 1e-6
+    with pytest.raises(ConfigError):
+        prune_by_importance(teacher, small, order="random")

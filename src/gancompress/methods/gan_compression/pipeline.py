@@ -156,6 +156,8 @@ class SupernetMethod(Method):
         run, recipe = self.run, self.run.recipe
         init_from = self.mobile_teacher()
         self.distill_from = run.frozen if init_from is None else init_from
+        if recipe.supernet.init == "teacher":
+            init_from = run.frozen
         self.supernet = build_supernet(
             run.teacher, self.space, recipe.supernet.separable, init_from=init_from
         )

@@ -71,6 +71,12 @@ class SupernetConfig:
     search_space: dict[str, Any] | str = field(default_factory=dict)
     sampling: Literal["uniform", "sandwich"] = "uniform"
     separable: bool | None = None  # ResNet: the student's blocks (None: separable, as the paper)
+    # Where the supernet's weights start. "auto": as the paper (GAN Compression: the mobile teacher's
+    # most important channels; Fast GAN Compression: fresh). "teacher": the teacher's most important
+    # channels (L1 importance over the coupled width groups), for a student of the teacher's own
+    # variant (ResNet: separable false): it starts from what the teacher computes, which is what makes
+    # a paper-size teacher compress within a CPU budget (docs/benchmarks.md, Real photos).
+    init: Literal["auto", "teacher"] = "auto"
     train: StageConfig = field(default_factory=StageConfig)
 
 

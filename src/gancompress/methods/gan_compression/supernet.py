@@ -89,13 +89,14 @@ def build_supernet(
 ) -> Generator:
     """The student supernet at the space's largest widths.
 
-    With ``init_from`` (GAN Compression's mobile teacher) it starts from that network's most important
-    channels (L1 magnitude of the producing filters, every coupled layer kept consistent); else fresh
-    (Fast GAN Compression).
+    With ``init_from`` (GAN Compression's mobile teacher, or the teacher with ``supernet.init:
+    teacher``) it starts from that network's most important channels (L1 magnitude of the producing
+    filters, every coupled layer kept consistent), the most important first so that every subnet's
+    leading channels are the ones that matter most; else fresh (Fast GAN Compression).
     """
     if init_from is not None:
         space.check_fits(init_from)
-        return prune_by_importance(init_from, space.largest()).train()
+        return prune_by_importance(init_from, space.largest(), order="importance").train().requires_grad_(True)
     net = type(teacher).from_options(space.largest(), student_options(teacher, separable))
     space.check_fits(net)
     return net
