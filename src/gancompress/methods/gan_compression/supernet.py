@@ -96,7 +96,9 @@ def build_supernet(
     """
     if init_from is not None:
         space.check_fits(init_from)
-        return prune_by_importance(init_from, space.largest(), order="importance").train().requires_grad_(True)
+        return (
+            prune_by_importance(init_from, space.largest(), order="importance").train().requires_grad_(True)
+        )
     net = type(teacher).from_options(space.largest(), student_options(teacher, separable))
     space.check_fits(net)
     return net
