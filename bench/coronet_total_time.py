@@ -289,7 +289,9 @@ def print_table(results: dict, gc_method: str) -> None:
     nan = float("nan")
     extractors = sorted({k for r in rows.values() for k in r["fid"]})
     head = ["model", "arch", "params", "MACs (paper)", "reduction", "PSNR", "SSIM"]
-    head += [f"FID {e}" for e in extractors] + ["gate", "total wall s"]
+    accuracies = sorted({k for r in rows.values() for k in r["content_accuracy"]})
+    head += [f"FID {e}" for e in extractors] + [f"content acc. {e}" for e in accuracies]
+    head += ["gate", "total wall s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     walls = {"teacher": t["a_teacher_training"], gc_method: t["a_total"], "coronet": t["b_total"]}
@@ -304,6 +306,7 @@ def print_table(results: dict, gc_method: str) -> None:
             f"{r.get('ssim', nan):.3f}",
         ]
         cells += [f"{r['fid'].get(e) or nan:.2f}" for e in extractors]
+        cells += [f"{r['content_accuracy'].get(e, nan):.3f}" for e in accuracies]
         gate = r.get("gate_passed")
         cells += ["-" if gate is None else "passed" if gate else "FAILED", f"{walls[name]:.0f}"]
         print("| " + " | ".join(cells) + " |")
