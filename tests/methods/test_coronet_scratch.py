@@ -64,6 +64,7 @@ def argv_of(data, out, *overrides: str) -> list[str]:
     return argv
 
 
+@pytest.mark.slow
 def test_from_scratch_cli_reaches_its_target_and_exports_the_extracted_generator(
     tmp_path, fonts, monkeypatch, capsys
 ):
@@ -115,7 +116,14 @@ def test_from_scratch_cli_reaches_its_target_and_exports_the_extracted_generator
     cli_summary = json.loads((out / "summary.json").read_text())
     assert cli_summary["teacher"] is None and cli_summary["start"]["arch"] == "4_4_4_4_4_4_4_4"
 
+    # the same command resumes the finished run: the starting generator is the same, nothing retrains
+    assert main(argv_of(fonts["paired"], out, *overrides, "finetune.max_steps=0")) == 0
+    again = json.loads((out / "method_summary.json").read_text())
+    assert again["stages"]["prune"]["trained_steps"] == 0
+    assert again["student"]["arch"] == summary["student"]["arch"]
 
+
+@pytest.mark.slow
 def test_from_scratch_unpaired_runs_the_cyclegan_objective(tmp_path, fonts):
     out = tmp_path / "run"
     overrides = TINY + ("generator.name=resnet", "prune.train.max_steps=4", "finetune.max_steps=2")
