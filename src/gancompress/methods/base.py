@@ -83,13 +83,27 @@ def method_status(name: str) -> str:
 
 def compress(
     method: str,
-    teacher: Generator,
+    teacher: Generator | None,
     data: str | Path,
     out_dir: str | Path,
     options: MethodOptions | None = None,
 ) -> CompressionResult:
-    """Compress ``teacher`` with ``method`` on the dataset at ``data``, writing runs under ``out_dir``."""
-    if not isinstance(teacher, Generator):
+    """Compress ``teacher`` with ``method`` on the dataset at ``data``, writing runs under ``out_dir``.
+
+    ``teacher`` None: a method that trains from scratch (``coronet``) starts from its recipe's generator.
+    """
+    if teacher is None:
+        from .common.method import method_classes
+
+        METHODS.get(method)  # an unknown name fails first, listing the known ones
+        cls = method_classes().get(method)
+        if cls is None or not cls.teacher_free:
+            free = sorted(n for n, c in method_classes().items() if c.teacher_free)
+            raise ConfigError(
+                f"{method} compresses a trained teacher: pass --teacher (a saved generator directory or an "
+                f"official latest_net_G.pth); only {', '.join(free) or 'no method'} can train from scratch"
+            )
+    elif not isinstance(teacher, Generator):
         raise ConfigError(f"teacher must be a gancompress Generator, got {type(teacher).__name__}")
     runner = METHODS.get(method)
     options = options or MethodOptions()

@@ -53,9 +53,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--teacher",
-        required=True,
         type=existing_path("any"),
-        help="saved generator directory, or an official latest_net_G.pth",
+        help="saved generator directory, or an official latest_net_G.pth (every method but coronet needs "
+        "one; coronet without it trains from scratch: the starting generator is the recipe's generator "
+        "block, with --family/--norm/--num-blocks/--num-downs/--dropout/--padding over it)",
     )
     p.add_argument("--data", required=True, type=data_spec, help="dataset root, or builtin:fonts")
     p.add_argument("--out", required=True, help="run directory (resumable)")
@@ -135,6 +136,28 @@ def resolve_data(spec: str) -> Path:
     return resolve_data_spec(spec)
 
 
+# Without --teacher, the checkpoint options describe the generator to start from instead.
+START_OPTIONS = {
+    "ckpt_norm": "norm",
+    "ckpt_num_blocks": "num_blocks",
+    "ckpt_num_downs": "num_downs",
+    "ckpt_dropout": "dropout",
+    "ckpt_padding": "padding",
+}
+
+
+def start_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` overrides of the starting generator block from ``--family``, ``--norm``, … (no teacher)."""
+    if getattr(args, "ckpt_entry", None) is not None:
+        raise ConfigError("--entry picks a state dict inside a --teacher checkpoint; there is no --teacher")
+    out = [f"generator.name={args.ckpt_family}"] if getattr(args, "ckpt_family", None) else []
+    for dest, option in START_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            out.append(f"generator.options.{option}={value}")
+    return out
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from ..cli import print_json
     from ..export.saved import save_generator
@@ -143,13 +166,25 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from . import MethodOptions, compress
 
     check_method_options(args)
-    teacher = load_teacher(args.teacher, args, train=True)
+    overrides = list(args.overrides)
+    teacher = None
+    if args.teacher is None:  # from scratch: only a teacher-free method (coronet) takes that
+        from .common.method import method_classes
+
+        if not getattr(method_classes().get(args.method), "teacher_free", False):
+            raise ConfigError(
+                f"--teacher is required for {args.method} (a saved generator directory or an official "
+                "latest_net_G.pth); only coronet trains from scratch without one"
+            )
+        overrides[:0] = start_overrides(args)  # a --set generator.... still wins
+    else:
+        teacher = load_teacher(args.teacher, args, train=True)
     data = resolve_data(args.data)
     out = Path(args.out)
-    overrides = list(args.overrides)
-    saved_d = Path(args.teacher) / "discriminator.safetensors"
+    saved_d = Path(args.teacher) / "discriminator.safetensors" if args.teacher is not None else None
     if (
-        args.method in ("gan-compression", "fast-gan-compression")
+        saved_d is not None
+        and args.method in ("gan-compression", "fast-gan-compression")
         and saved_d.is_file()
         and not any(o.startswith("discriminator.init_from=") for o in overrides)
     ):
@@ -165,7 +200,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         bits=args.bits,
         resume=args.resume,
         resume_anyway=args.resume_anyway,  # run directory (utils/rundir.py)
-        teacher_path=str(args.teacher),
+        teacher_path=str(args.teacher) if args.teacher is not None else None,
         device=args.device,
         seed=args.seed,
         quick=args.quick,
@@ -179,25 +214,30 @@ def cmd_compress(args: argparse.Namespace) -> int:
     size = result.summary.get("image_size")
     if size is not None:
         size = tuple(size)
-    elif teacher.family == "spade":
+    elif teacher is not None and teacher.family == "spade":
         size = tuple(teacher.default_size)
-    t_prof = profile_generator(teacher, size)
     s_prof = profile_generator(result.generator, size)
-    summary = {
-        "method": result.method,
-        "teacher": {
+    if teacher is not None:
+        t_prof = profile_generator(teacher, size)
+        reference = {
             "arch": str(teacher.arch),
             "params": t_prof.params,
             "macs_paper": t_prof.macs_paper,
             "macs_true": t_prof.macs_true,
-        },
+        }
+    else:  # from scratch: the reduction is relative to the full-width starting generator
+        reference = dict(result.summary["details"]["start"])
+    summary = {
+        "method": result.method,
+        "teacher": reference if teacher is not None else None,
+        **({} if teacher is not None else {"start": reference}),
         "student": {
             "arch": str(result.generator.arch),
             "params": s_prof.params,
             "macs_paper": s_prof.macs_paper,
             "macs_true": s_prof.macs_true,
         },
-        "macs_reduction": t_prof.macs_paper / max(s_prof.macs_paper, 1),
+        "macs_reduction": reference["macs_paper"] / max(s_prof.macs_paper, 1),
         "input_shape": s_prof.input_shape,
         "wall_time_s": wall,
         "method_summary": result.summary,
@@ -208,13 +248,14 @@ def cmd_compress(args: argparse.Namespace) -> int:
         out / "generator",
         extra={
             "method": result.method,
-            "teacher_arch": str(teacher.arch),
-            "teacher_macs_paper": t_prof.macs_paper,
+            ("teacher_arch" if teacher is not None else "start_arch"): reference["arch"],
+            ("teacher_macs_paper" if teacher is not None else "start_macs_paper"): reference["macs_paper"],
         },
     )
     atomic_write_json(out / "summary.json", summary)
     if args.json:
-        print_json({k: summary[k] for k in ("method", "teacher", "student", "macs_reduction", "wall_time_s")})
+        keys = ("method", "teacher", "start", "student", "macs_reduction", "wall_time_s")
+        print_json({k: summary[k] for k in keys if k in summary})
         return 0
     print(summary_text(summary))
     print(f"saved the compressed generator to {out / 'generator'}")
@@ -223,13 +264,15 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def summary_text(summary: dict) -> str:
     """A few human-readable lines: teacher and student side by side, then the stages' wall times."""
-    t, st = summary["teacher"], summary["student"]
+    scratch = summary.get("teacher") is None  # trained from scratch: compared with the starting generator
+    t, st = summary["start"] if scratch else summary["teacher"], summary["student"]
     h, w = summary["input_shape"][-2:]
     lines = [
         f"{summary['method']} at {h}x{w}: MACs (paper convention) {t['macs_paper'] / 1e9:.3f}G -> "
         f"{st['macs_paper'] / 1e9:.3f}G ({summary['macs_reduction']:.1f}x fewer), "
         f"params {t['params'] / 1e6:.3f}M -> {st['params'] / 1e6:.3f}M",
-        f"  teacher {t['arch']}  ->  student {st['arch']}",
+        f"  {'start (no teacher, trained from scratch)' if scratch else 'teacher'} {t['arch']}  ->  "
+        f"student {st['arch']}",
     ]
     search = summary.get("method_summary", {}).get("details", {}).get("search")
     if isinstance(search, dict) and "score" in search:

@@ -5,7 +5,8 @@ student is scored against the teacher (and against the ground truth where the da
 held-out inputs, beside two references: copying the input (image-to-image tasks, when input and output
 have the same channels) and the teacher itself. It fails when the student's output is not finite,
 constant or nearly so (tiny per-image spread), the same image for every input, or, for
-image-to-image tasks, no closer to the teacher than the input is.
+image-to-image tasks, no closer to the teacher than the input is. Without a teacher (a student
+trained from scratch) the ground truth takes the teacher's place as the reference.
 
 Example:
     >>> result = quality_gate(student, teacher, [x_batch], [y_batch])
@@ -113,7 +114,7 @@ def _spread(images: torch.Tensor) -> tuple[float, float]:
 
 def quality_gate(
     student: Model,
-    teacher: Model,
+    teacher: Model | None,
     inputs: torch.Tensor | Sequence[torch.Tensor],
     targets: torch.Tensor | Sequence[torch.Tensor] | None = None,
     *,
@@ -130,6 +131,10 @@ def quality_gate(
     input is a baseline the student must beat (default: when input and output channels match).
     The spread checks fail only where the teacher's output spreads at least four times more (a teacher
     that draws flat images is no reason to fail its student).
+
+    ``teacher`` None (a student trained from scratch): no teacher row; the student and copying the
+    input are scored against the ground truth, the copy-the-input check compares them there, and
+    the spread checks are absolute. Without ground truth either, only the finite and spread checks run.
     """
     xs = _batches(inputs)
     extras_ = list(extras) if extras is not None else [{} for _ in xs]
@@ -141,27 +146,30 @@ def quality_gate(
         result.reasons.append("the output is not finite (NaN or infinity)")
         result.passed = False
         return result
-    t_out = _outputs(teacher, xs, extras_)
+    t_out = _outputs(teacher, xs, extras_) if teacher is not None else None
     x = torch.cat([b.float().cpu() for b in xs])
-    outputs = {"student": s_out, "teacher": t_out}
+    outputs = {"student": s_out} | ({"teacher": t_out} if t_out is not None else {})
     if copy_input is None:
         copy_input = x.shape[1:] == s_out.shape[1:]
     if copy_input:
         outputs["copy_input"] = x.clamp(-1, 1)
-    refs = {"teacher": t_out}
+    refs = {"teacher": t_out} if t_out is not None else {}
     if targets is not None:
         refs["ground_truth"] = torch.cat([b.float().cpu() for b in _batches(targets)])
+    # The copy-the-input check's reference: the teacher, else the ground truth, else none.
+    copy_ref = next(iter(refs), None)
     for ref_name, ref in refs.items():
         for out_name, out in outputs.items():
             if out_name != ref_name:
                 result.scores[f"{out_name}_vs_{ref_name}"] = _score(out, ref)
     _check_spread(result, s_out, t_out, min_std, min_spread)
-    if copy_input:
-        student_db = result.scores["student_vs_teacher"]["psnr"]
-        copy_db = result.scores["copy_input_vs_teacher"]["psnr"]
+    if copy_input and copy_ref is not None:
+        ref_text = "the teacher" if copy_ref == "teacher" else "the ground truth"
+        student_db = result.scores[f"student_vs_{copy_ref}"]["psnr"]
+        copy_db = result.scores[f"copy_input_vs_{copy_ref}"]["psnr"]
         if student_db < copy_db + copy_margin_db:
             result.reasons.append(
-                f"worse than copying the input: {student_db:.2f} dB against the teacher, copying the input "
+                f"worse than copying the input: {student_db:.2f} dB against {ref_text}, copying the input "
                 f"{copy_db:.2f} dB" + (f" (+{copy_margin_db} dB required)" if copy_margin_db else "")
             )
     result.passed = not result.reasons
@@ -169,11 +177,20 @@ def quality_gate(
 
 
 def _check_spread(
-    result: GateResult, s_out: torch.Tensor, t_out: torch.Tensor, min_std: float, min_spread: float
+    result: GateResult, s_out: torch.Tensor, t_out: torch.Tensor | None, min_std: float, min_spread: float
 ) -> None:
     s_std, s_across = _spread(s_out)
-    t_std, t_across = _spread(t_out)
-    result.checks.update({"std": s_std, "teacher_std": t_std, "spread": s_across, "teacher_spread": t_across})
+    # No teacher: nothing to excuse a flat output, so the absolute thresholds decide alone.
+    t_std, t_across = _spread(t_out) if t_out is not None else (math.inf, math.inf)
+    teacher_checks = (t_std, t_across) if t_out is not None else (None, None)  # JSON has no infinity
+    result.checks.update(
+        {
+            "std": s_std,
+            "teacher_std": teacher_checks[0],
+            "spread": s_across,
+            "teacher_spread": teacher_checks[1],
+        }
+    )
     if s_std < min_std and s_std < RELATIVE * t_std:
         result.reasons.append(
             f"the output is constant or nearly so (mean per-image std {s_std:.2g} < {min_std})"

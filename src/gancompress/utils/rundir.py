@@ -356,7 +356,7 @@ def method_fingerprint(method: str, teacher: Any, options: Any) -> dict[str, Any
     }
     return {
         "method": method,
-        "teacher": teacher_fingerprint(teacher),
+        "teacher": teacher_fingerprint(teacher) if teacher is not None else None,  # None: from scratch
         "recipe": apply_overrides(base, tuple(options.overrides)),
         **fields,
     }

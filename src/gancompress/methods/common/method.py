@@ -43,6 +43,7 @@ class Method:
     target_kinds: ClassVar[tuple[str, ...]] = ("macs", "ratio")  # + "latency_ms" for searched budgets
     target_required: ClassVar[bool] = False
     takes_unlabelled: ClassVar[bool] = False  # data.unlabelled: extra inputs distilled from the teacher
+    teacher_free: ClassVar[bool] = False  # trains from scratch without a teacher (see start_generator)
     status: ClassVar[str] = "available"
 
     def __init__(self, run: Run) -> None:
@@ -51,6 +52,11 @@ class Method:
     @staticmethod
     def check_teacher(teacher: Generator) -> None:
         """Refuse a teacher the method cannot compress (before anything else is done)."""
+
+    @staticmethod
+    def start_generator(recipe: Any, in_channels: int, out_channels: int) -> Generator:
+        """No teacher (``teacher_free`` methods): the full-width generator to start from, fresh weights."""
+        raise ConfigError("this method needs a teacher")
 
     # -- what the recipe says ------------------------------------------------------------------
     @staticmethod

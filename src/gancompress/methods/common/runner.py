@@ -46,9 +46,16 @@ SUMMARY_KEYS = (
 )  # fmt: skip
 
 
-def builtin_recipe(folder: str, quick: bool) -> Path:
-    """``configs/methods/<folder>/fonts.yaml`` (or ``fonts_quick.yaml``): a method's built-in recipe."""
-    path = recipes_dir() / "methods" / folder / ("fonts_quick.yaml" if quick else "fonts.yaml")
+def builtin_recipe(folder: str, quick: bool, scratch: bool = False) -> Path:
+    """``configs/methods/<folder>/fonts.yaml`` (or ``fonts_quick.yaml``): a method's built-in recipe.
+
+    ``scratch`` (no teacher): ``fonts_scratch[_quick].yaml``, where the method ships one.
+    """
+    base = recipes_dir() / "methods" / folder
+    name = "fonts_quick.yaml" if quick else "fonts.yaml"
+    if scratch and (base / name.replace("fonts", "fonts_scratch")).is_file():
+        name = name.replace("fonts", "fonts_scratch")
+    path = base / name
     if not path.is_file():
         raise ConfigError(f"built-in recipe {path} not found; pass --recipe (or set GANCOMPRESS_CONFIGS)")
     return path
@@ -58,13 +65,19 @@ class Run:
     """One compress run's shared state: what the runner resolved, and what the stages report."""
 
     def __init__(
-        self, cls: type[Method], teacher: Generator, data: Path, out_dir: Path, options: MethodOptions
+        self, cls: type[Method], teacher: Generator | None, data: Path, out_dir: Path, options: MethodOptions
     ) -> None:
         self.t0 = time.perf_counter()
         self.cls, self.method = cls, cls.name
+        # No teacher (a method that trains from scratch): ``teacher`` becomes the method's full-width
+        # starting generator (fresh weights) in resolve_start; it gives the family, widths and MACs only.
+        self.has_teacher = teacher is not None
         self.teacher, self.data, self.out_dir = teacher, Path(data), Path(out_dir)
+        self.kind: str | None = None
         self.recipe_path = (
-            Path(options.recipe) if options.recipe else builtin_recipe(cls.recipe_folder, options.quick)
+            Path(options.recipe)
+            if options.recipe
+            else builtin_recipe(cls.recipe_folder, options.quick, scratch=teacher is None)
         )
         self.notes: dict[str, str] = {}
         self.stages: dict[str, dict[str, Any]] = {}
@@ -84,11 +97,25 @@ class Run:
         if note_key is not None and note is not None:
             self.notes[note_key] = note
 
+    def resolve_start(self) -> None:
+        """No teacher: the data first, then the method's starting generator (channels from the data)."""
+        from ...training.state import preserved_rng
+        from .data import split_batch
+
+        self.resolve_data()
+        with preserved_rng(seed=0):  # the same fresh weights every time: a stable fingerprint for resume
+            x, y = split_batch(self.evaluation[0])
+            self.teacher = self.cls.start_generator(self.recipe, int(x.shape[0]), int(y.shape[0]))
+        self.notes["start"] = (
+            f"no teacher: trained from scratch, starting from {self.teacher.family} {self.teacher.arch} "
+            "(fresh weights); the MACs target, --ratio and macs_ratio are relative to this full-width generator"
+        )
+
     def resolve_teacher(self) -> None:
         """The teacher (checked by the method), its profile, and the target: what needs no data."""
         cls, recipe = self.cls, self.recipe
         cls.check_teacher(self.teacher)
-        self.frozen = plain_teacher(self.teacher)
+        self.frozen = plain_teacher(self.teacher) if self.has_teacher else None
         self.teacher_digest = weights_digest(self.teacher)
         self.size = tuple(recipe.image_size)
         self.teacher_prof = profile_arch(
@@ -102,12 +129,15 @@ class Run:
         )  # fmt: skip
 
     def resolve_data(self) -> None:
-        """The datasets (checked against the teacher) and the hold-out split."""
+        """The datasets (checked against the teacher) and the hold-out split (once)."""
         cls, recipe = self.cls, self.recipe
+        if self.kind is not None:  # read already: a run without a teacher reads the data first
+            return
         train_full, self.evaluation, self.kind = build_datasets(
             self.data, recipe.data, cls.refused_kinds, cls.name
         )
-        check_teacher_fits_data(self.teacher, self.evaluation, self.data)
+        if self.teacher is not None:
+            check_teacher_fits_data(self.teacher, self.evaluation, self.data)
         self.train_idx, self.held_idx = split_holdout(len(train_full), recipe.data.holdout)
         self.train: Dataset = Subset(train_full, self.train_idx)
 
@@ -194,11 +224,18 @@ def _plan(run: Run, method: Method) -> None:
 
 
 def run_method(
-    cls: type[Method], teacher: Generator, data: Path, out_dir: Path, options: MethodOptions
+    cls: type[Method], teacher: Generator | None, data: Path, out_dir: Path, options: MethodOptions
 ) -> CompressionResult:
-    """Run method ``cls`` through every stage; the student, its summary and artifacts."""
+    """Run method ``cls`` through every stage; the student, its summary and artifacts.
+
+    ``teacher`` None: a method with ``teacher_free`` trains from scratch from its starting generator.
+    """
+    if teacher is None and not cls.teacher_free:
+        raise ConfigError(f"{cls.name} compresses a trained teacher: pass one (--teacher DIR)")
     run = Run(cls, teacher, data, out_dir, options)
     with run.timed("prepare"):
+        if teacher is None:
+            run.resolve_start()
         run.resolve_teacher()
         method = cls(run)
         method.check()
@@ -226,7 +263,7 @@ def gate_inputs(run: Run) -> tuple[list, list | None, list, str | None]:
 
 
 def run_gate(run: Run, student: Generator) -> dict[str, Any]:
-    """The quality gate of ``student`` against the run's teacher on the held-out inputs (printed)."""
+    """The quality gate of ``student`` against the run's teacher (if any) on the held-out inputs (printed)."""
     from ...metrics.gate import quality_gate
 
     cfg = run.recipe.gate
@@ -248,7 +285,8 @@ def _save_student(run: Run, student: Generator, passed: bool) -> Path:
 
     name, other = ("student", "student.failed") if passed else ("student.failed", "student")
     shutil.rmtree(run.out_dir / other, ignore_errors=True)
-    meta = {"method": run.method, "teacher_macs": run.teacher_prof.macs_paper, "arch": str(student.arch)}
+    key = "teacher_macs" if run.has_teacher else "start_macs"
+    meta = {"method": run.method, key: run.teacher_prof.macs_paper, "arch": str(student.arch)}
     if not passed:
         meta["quality_gate"] = "failed"
     return save_generator(student, run.out_dir / name, extra=meta)
@@ -291,7 +329,8 @@ def build_summary(
         "task": run.recipe.task,
         "data_kind": run.kind,
         "image_size": list(run.size),
-        "teacher": {"arch": str(run.teacher.arch), **profile_dict(teacher_prof)},
+        # No teacher: null here; macs_ratio is then relative to the starting generator (notes.start).
+        "teacher": {"arch": str(run.teacher.arch), **profile_dict(teacher_prof)} if run.has_teacher else None,
         "student": {"arch": str(student.arch), **profile_dict(student_prof)},
         "macs_ratio": teacher_prof.macs_paper / max(student_prof.macs_paper, 1),
         "target": run.target.to_dict(),

@@ -8,6 +8,10 @@
    (:func:`gancompress.pruning.prune_generator`): a plain generator of the same family.
 3. That generator is fine-tuned with the same objective.
 
+Without a teacher (``compress("coronet", None, ...)``, ``gancompress compress`` without ``--teacher``)
+the family, options and starting widths come from the recipe's ``generator:`` block and the run
+trains from scratch; the MACs target is then relative to that full-width starting generator.
+
 Recipe, data, target, resume records, plan, gate, saving and summary are the shared runner's.
 """
 
@@ -19,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ...errors import ConfigError
+from ...errors import ArchSpecError, ConfigError
 from ...export.saved import load_generator
 from ...models import Generator
 from ..common.method import Method, Probe, register
@@ -89,6 +93,35 @@ class Coronet(Method):
     recipe_class = CoronetRecipe
     recipe_folder = "coronet"
     target_required = True
+    teacher_free = True
+
+    @staticmethod
+    def start_generator(recipe: CoronetRecipe, in_channels: int, out_channels: int) -> Generator:
+        """No teacher: the recipe's ``generator:`` block at full width (image channels from the data)."""
+        from ...models import create_generator
+
+        start = recipe.generator
+        if start is None or start.name is None:
+            raise ConfigError(
+                "coronet without --teacher trains from scratch and needs the generator to start from: pass "
+                "--family resnet|unet (with --set generator.options.base_width=64 and the like), or a recipe "
+                "with a generator: block (configs/methods/coronet/fonts_scratch.yaml)"
+            )
+        if start.name not in SUPPORTED_FAMILIES:
+            raise ConfigError(
+                f"generator.name: coronet supports the families {list(SUPPORTED_FAMILIES)}, not {start.name!r}"
+            )
+        options = dict(start.options)
+        for key, want in (("in_channels", in_channels), ("out_channels", out_channels)):
+            options.setdefault(key, want)
+            if options[key] != want:
+                raise ConfigError(
+                    f"generator.options.{key} is {options[key]!r}, but the dataset's images have {want} channels"
+                )
+        try:
+            return create_generator(start.name, arch=start.arch, **options)
+        except ArchSpecError as exc:
+            raise ConfigError(f"generator.arch: {exc}") from None
 
     @staticmethod
     def check_teacher(teacher: Generator) -> None:
@@ -100,6 +133,20 @@ class Coronet(Method):
     @staticmethod
     def recipe_targets(recipe: CoronetRecipe) -> dict[str, float | None]:
         return {"macs": recipe.prune.budget_macs, "ratio": recipe.prune.ratio}
+
+    def check(self) -> None:
+        run, recipe = self.run, self.run.recipe
+        loss = recipe.loss
+        if not run.has_teacher and (loss.distill_output > 0 or loss.distill_features > 0):
+            raise ConfigError(
+                "loss.distill_output / loss.distill_features distil from a teacher: pass --teacher, or set "
+                "them to 0 to train from scratch"
+            )
+        if run.has_teacher and recipe.generator is not None:
+            raise ConfigError(
+                "generator: with a teacher the starting generator is the teacher's family and widths; drop "
+                "the recipe's generator block (or --family), or leave out --teacher to train from scratch"
+            )
 
     def prepare(self) -> None:
         run, recipe = self.run, self.run.recipe
@@ -208,12 +255,19 @@ class Coronet(Method):
         return student
 
     def details(self) -> dict[str, Any]:
-        return {
+        from ..common.macs import profile_dict
+
+        run = self.run
+        out = {
             "objective": self.objective,
             "separable": self.separable,
+            "from_scratch": not run.has_teacher,
             "pruning": self.pruning,
             "held_out": self.quality,
         }
+        if not run.has_teacher:  # the summary's teacher is null; the target was relative to this one
+            out["start"] = {"arch": str(run.teacher.arch), **profile_dict(run.teacher_prof)}
+        return out
 
 
 def run_coronet(teacher, data, out_dir, options):  # noqa: ANN001, ANN201

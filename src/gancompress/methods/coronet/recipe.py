@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ...config import CONFIG_VERSION
 from ...errors import ConfigError
@@ -102,6 +102,21 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class StartConfig:
+    """The full-width generator a run without a teacher starts from (fresh weights).
+
+    ``name``: the family (``resnet`` or ``unet``; ``--family`` on the command line); ``options``: its
+    constructor options as in ``gancompress train``'s ``generator:`` block (``base_width``,
+    ``num_blocks``, ``norm``, …; the image channels default to the data's); ``arch``: explicit
+    starting widths (an ArchSpec string), else the family's widths at ``base_width``.
+    """
+
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    arch: str | None = None
+
+
+@dataclass(frozen=True)
 class CoronetRecipe:
     """A whole CoroNetGAN run: prune while training, generate the weights once, fine-tune, export."""
 
@@ -113,6 +128,7 @@ class CoronetRecipe:
     hypernet: HypernetConfig = field(default_factory=HypernetConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     finetune: StageConfig = field(default_factory=StageConfig)
+    generator: StartConfig | None = None  # without a teacher: the generator to start from (train's block)
     separable: bool | None = None  # ResNet: separable blocks in the pruned network (None: as the teacher)
     reverse_init: str | None = None  # CycleGAN: a saved B→A generator to start the reverse one from
     gate: GateConfig = field(default_factory=GateConfig)
