@@ -11,17 +11,19 @@ import torch
 import torch.nn.functional as F
 
 from gancompress.cli import main
+from gancompress.config import recipes_dir
 from gancompress.data import build_font_dataset
 from gancompress.errors import BudgetError, ConfigError
 from gancompress.export.saved import load_generator, save_generator
 from gancompress.methods import MethodOptions, compress
-from gancompress.methods.common.macs import profile_arch
+from gancompress.methods.common.macs import MacsTable, profile_arch
 from gancompress.methods.common.recipe import StageConfig
 from gancompress.methods.omgd import (
     ChannelDistillation,
     OmgdLoss,
     OmgdTask,
     deep_teacher,
+    load_recipe,
     output_terms,
     ssim,
     total_variation,
@@ -128,6 +130,31 @@ def test_widths_for_target_is_the_widest_uniform_scaling_within_the_target():
     assert macs(wider) > 0.4 * full
     with pytest.raises(BudgetError, match="narrowest"):
         widths_for_target(teacher.arch, macs, 10.0)
+
+
+OFFICIAL = {  # recipe: (teacher family, the official student: every width ngf 16)
+    "horse2zebra": "resnet",
+    "edges2shoes": "resnet",
+    "cityscapes": "resnet",
+    "unet_edges2shoes": "unet",
+    "unet_cityscapes": "unet",
+}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_official_recipes_give_the_official_ngf16_students(name):
+    recipe = load_recipe(recipes_dir() / "methods" / "omgd" / f"{name}.yaml")
+    with torch.device("meta"):
+        teacher = create_generator(OFFICIAL[name])  # the published ngf-64 teacher
+        options = dict(teacher.options)
+        if recipe.student.separable is not None:
+            options["separable"] = recipe.student.separable
+        base = type(teacher).from_options(teacher.arch, options)
+    arch, scale = widths_for_target(
+        teacher.arch, MacsTable(base, recipe.image_size), recipe.target.budget_macs
+    )
+    assert set(arch.widths) == {16} and scale == 0.25
+    assert recipe.teachers.deep is (name != "horse2zebra")  # the official CycleGAN distiller has one teacher
 
 
 # -- the online step -------------------------------------------------------------------------------
