@@ -211,6 +211,41 @@ def test_teachers_learn_by_gan_the_student_by_distillation_only():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_cyclegan_step_trains_both_teacher_pairs_and_the_student_from_their_a_to_b_outputs():
+    torch.manual_seed(0)
+    student = create_generator("resnet", arch="2_2_2_2_2_2_2_2", base_width=4, num_blocks=3)
+    reverse_student = create_generator("resnet", arch="2_2_2_2_2_2_2_2", base_width=4, num_blocks=3)
+    teachers = {"wide": tiny("resnet"), "deep": deep_teacher(student)}
+    reverses = {"wide": tiny("resnet"), "deep": deep_teacher(reverse_student)}
+
+    def disc():
+        return create_discriminator("patchgan", in_channels=3, base_width=4, num_layers=2)
+
+    task = OmgdTask(
+        student, teachers, {"wide": disc(), "deep": disc()}, {"wide": "wide", "deep": "deep"},
+        OmgdLoss(gan_mode="lsgan", style=0.0, feature=0.0, pool_size=2), StageConfig(), objective="cyclegan",
+        reverses=reverses, discriminators_a={"wide": disc(), "deep": disc()},
+    )  # fmt: skip
+    opts = task.configure_optimizers()
+    before = [p.detach().clone() for p in task.reverses.parameters()]
+    batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
+    logs = task.training_step(batch, 0, opts)
+    for name in ("wide", "deep"):
+        assert {
+            f"loss_t_gan_{name}",
+            f"loss_t_cycle_{name}",
+            f"loss_t_identity_{name}",
+            f"loss_s_ssim_{name}",
+        } <= set(logs)
+    assert not all(torch.equal(a, b) for a, b in zip(before, task.reverses.parameters()))
+    assert task.pools["b_deep"].images.shape[0] == 2  # the discriminators saw the pooled fakes
+    with pytest.raises(ConfigError, match="reverse"):
+        OmgdTask(
+            student, teachers, {"d": disc()}, {"wide": "d", "deep": "d"}, OmgdLoss(), StageConfig(),
+            objective="cyclegan",
+        )  # fmt: skip
+
+
 # -- the registered runner ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fonts(tmp_path_factory):
@@ -361,3 +396,17 @@ def test_bad_targets_and_families_are_refused(tmp_path, fonts):
             "omgd", tiny("resnet"), fonts["unpaired"], tmp_path / "r6",
             MethodOptions(quick=True, ratio=0.3, overrides=QUICK + ("loss.objective=pix2pix",)),
         )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_time_budget_shortens_the_distillation_stage(tmp_path, fonts):
+    long = QUICK + NO_VGG + ("gate.enabled=false", "train.epochs=1000", "train.max_steps=4000")
+    result = compress(
+        "omgd", tiny("resnet"), fonts["paired"], tmp_path / "run",
+        MethodOptions(quick=True, ratio=0.3, overrides=long, time_budget_s=12.0),
+    )  # fmt: skip
+    plan = result.summary["plan"]
+    assert plan["budget_s"] == 12.0 and plan["scale"] < 1
+    stage = plan["stages"]["distill"]
+    assert stage["recipe_steps"] == 4000 and 10 <= stage["steps"] < 4000 and stage["step_s"] > 0
+    assert result.summary["stages"]["distill"]["steps"] == stage["steps"]
