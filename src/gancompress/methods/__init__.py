@@ -4,6 +4,7 @@ from . import (
     coronet,  # noqa: F401
     gan_compression,  # noqa: F401
     gan_slimming,  # noqa: F401
+    omgd,  # noqa: F401
 )
 from .base import (
     METHODS,
