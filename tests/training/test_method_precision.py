@@ -133,3 +133,12 @@ def test_each_method_trains_every_stage_through_the_fp16_grad_scaler(method, fon
     for ckpt in _stage_checkpoints(tmp_path):
         scaler = load_checkpoint(ckpt).state["grad_scaler"]
         assert 0 < scaler["scale"] <= 65536.0
+
+
+def test_fp16_compress_on_the_cpu_is_refused_before_any_work_naming_bf16(fonts, tmp_path):
+    from gancompress.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"precision fp16 needs a CUDA device.*use precision bf16"):
+        _compress("coronet", fonts, tmp_path / "run", "fp16")
+    run = tmp_path / "run"
+    assert not (run / "recipe.yaml").exists() and not list(run.rglob("checkpoints"))  # before any work

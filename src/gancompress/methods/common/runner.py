@@ -208,7 +208,10 @@ def run_method(
     cls: type[Method], teacher: Generator, data: Path, out_dir: Path, options: MethodOptions
 ) -> CompressionResult:
     """Run method ``cls`` through every stage; the student, its summary and artifacts."""
-    D.setup(options.device)  # under torchrun: join the process group before anything is decided
+    from ...training.precision import resolve_precision
+
+    _, device = D.setup(options.device)  # under torchrun: join the process group before anything is decided
+    resolve_precision(options.precision, device)  # fp16 on a CPU is refused before any work, naming bf16
     run = Run(cls, teacher, data, out_dir, options)
     with run.timed("prepare"):
         run.resolve_teacher()
