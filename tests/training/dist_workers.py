@@ -30,6 +30,43 @@ FGC_TINY = (
     "finetune.checkpoint_every=2",
     "finetune.log_every=1",
 )
+# Every method at tiny size (the precision tests and the torchrun command test).
+TINY = {
+    "fast-gan-compression": (*FGC_TINY, "data.batch_size=2"),
+    "gan-compression": (
+        *FGC_TINY,
+        "data.batch_size=2",
+        "search.strategy=exhaustive",
+        "supernet.search_space={'*': [0.5, 0.25]}",
+        "mobile_teacher.train.max_steps=2",
+        "mobile_teacher.train.checkpoint_every=2",
+    ),
+    "gan-slimming": (
+        "data.load_size=32",
+        "data.crop_size=32",
+        "data.batch_size=2",
+        "data.holdout=4",
+        "discriminator.base_width=4",
+        "slim.train.max_steps=4",
+        "slim.train.checkpoint_every=2",
+        "finetune.max_steps=2",
+    ),
+    "coronet": (
+        "data.load_size=32",
+        "data.crop_size=32",
+        "data.batch_size=2",
+        "data.holdout=4",
+        "hypernet.embedding_dim=2",
+        "discriminator.base_width=4",
+        "prune.train.max_steps=4",
+        "prune.train.checkpoint_every=2",
+        "finetune.max_steps=2",
+        "prune.regularization=20.0",
+        "prune.lr_latent=0.05",
+    ),
+}
+# Only the precision is judged here: a random tiny teacher's students may fail the quality gate.
+NO_GATE = ("gate.enabled=false",)
 SEARCH_SPACE = {
     "*": [1.0],
     "stem": [1.0, 0.5],

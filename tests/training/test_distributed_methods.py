@@ -5,17 +5,23 @@ with twice the batch ends."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from dist_workers import compress_worker, run_compress, run_search, search_worker
+from dist_workers import NO_GATE, TINY, compress_worker, run_compress, run_search, search_worker, tiny_teacher
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+import gancompress
 from gancompress.data import build_font_dataset
+from gancompress.export.saved import save_generator
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
 
@@ -26,7 +32,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("strategy", ["exhaustive", "evolution"])
+@pytest.mark.parametrize("strategy", ["exhaustive", pytest.param("evolution", marks=pytest.mark.slow)])
 def test_two_ranks_share_the_search_and_find_what_one_process_finds(tmp_path, strategy):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -84,3 +90,31 @@ def test_two_gloo_processes_compress_to_the_student_of_one_process_with_twice_th
     assert summary["stages"]["supernet"]["steps"] == one["stages"]["supernet"]["steps"]
     assert summary["details"]["search"]["arch"] == one["details"]["search"]["arch"]
     assert (tmp_path / "two" / "student" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_compress_command_runs_two_processes_and_rank_0_writes_and_prints_once(tmp_path):
+    # The command docs/training.md shows, on the CPU (gloo): torchrun starting `gancompress compress`.
+    data = build_font_dataset(tmp_path / "fonts", size=32, max_chars=20, seed=0)
+    save_generator(tiny_teacher(), tmp_path / "teacher")
+    out = tmp_path / "run"
+    sets = [a for kv in (*TINY["coronet"], *NO_GATE) for a in ("--set", kv)]
+    src = str(Path(gancompress.__file__).parents[1])
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1"
+    )
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "gancompress.cli", "compress", "--method", "coronet", "--teacher", str(tmp_path / "teacher"),
+        "--data", str(data), "--out", str(out), "--device", "cpu", "--threads", "1", "--quick",
+        "--ratio", "0.3", "--json", *sets,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count('"macs_reduction"') == 1  # rank 0 alone printed the result
+    assert done.stdout.count("coronet: plan") == 1  # and the run's progress lines
+    printed, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.rindex("\n{") + 1 :])
+    assert printed["method"] == "coronet" and printed["macs_reduction"] > 1
+    for name in ("generator/config.json", "summary.json", "method_summary.json", "student/model.safetensors"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp"))  # no write was left half done by a second writer

@@ -9,48 +9,11 @@ import math
 
 import pytest
 import torch
-from dist_workers import FGC_TINY, tiny_teacher
+from dist_workers import NO_GATE, TINY, tiny_teacher
 
 from gancompress.data import build_font_dataset
 from gancompress.methods import MethodOptions, compress
 from gancompress.training import list_checkpoints, load_checkpoint
-
-TINY = {
-    "fast-gan-compression": (*FGC_TINY, "data.batch_size=2"),
-    "gan-compression": (
-        *FGC_TINY,
-        "data.batch_size=2",
-        "search.strategy=exhaustive",
-        "supernet.search_space={'*': [0.5, 0.25]}",
-        "mobile_teacher.train.max_steps=2",
-        "mobile_teacher.train.checkpoint_every=2",
-    ),
-    "gan-slimming": (
-        "data.load_size=32",
-        "data.crop_size=32",
-        "data.batch_size=2",
-        "data.holdout=4",
-        "discriminator.base_width=4",
-        "slim.train.max_steps=4",
-        "slim.train.checkpoint_every=2",
-        "finetune.max_steps=2",
-    ),
-    "coronet": (
-        "data.load_size=32",
-        "data.crop_size=32",
-        "data.batch_size=2",
-        "data.holdout=4",
-        "hypernet.embedding_dim=2",
-        "discriminator.base_width=4",
-        "prune.train.max_steps=4",
-        "prune.train.checkpoint_every=2",
-        "finetune.max_steps=2",
-        "prune.regularization=20.0",
-        "prune.lr_latent=0.05",
-    ),
-}
-# Only the precision is judged here: a random tiny teacher's students may fail the quality gate.
-NO_GATE = ("gate.enabled=false",)
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +33,14 @@ def _one_thread():
 def fp16_on_cpu(monkeypatch):
     """fp16 autocast and the GradScaler on the CPU, which fit() refuses to users (CUDA only): the
     suite runs the loss-scaling path of every method without a GPU."""
-    from gancompress.training import loop
+    from gancompress.training import loop, precision
     from gancompress.training.precision import Precision
 
-    monkeypatch.setattr(loop, "resolve_precision", lambda name, device: Precision(name, torch.device(device)))
+    def allow(name, device):
+        return Precision(name, torch.device(device))
+
+    monkeypatch.setattr(loop, "resolve_precision", allow)  # fit's check
+    monkeypatch.setattr(precision, "resolve_precision", allow)  # compress's early check
 
 
 def _stage_checkpoints(out):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import time
 from pathlib import Path
@@ -212,6 +213,15 @@ def run_method(
 
     _, device = D.setup(options.device)  # under torchrun: join the process group before anything is decided
     resolve_precision(options.precision, device)  # fp16 on a CPU is refused before any work, naming bf16
+    if D.is_main():
+        return _run_method(cls, teacher, data, out_dir, options)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # rank 0 alone reports
+        return _run_method(cls, teacher, data, out_dir, options)
+
+
+def _run_method(
+    cls: type[Method], teacher: Generator, data: Path, out_dir: Path, options: MethodOptions
+) -> CompressionResult:
     run = Run(cls, teacher, data, out_dir, options)
     with run.timed("prepare"):
         run.resolve_teacher()
