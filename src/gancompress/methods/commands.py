@@ -243,6 +243,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
         "method_summary": result.summary,
         "artifacts": result.artifacts,
     }
+    from ..training.distributed import is_main
+
+    if not is_main():
+        return 0  # under torchrun rank 0 writes and prints what the run made
     save_generator(
         result.generator,
         out / "generator",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,3 +136,67 @@ def all_true(flag: bool, ctx: DistContext, device: torch.device) -> bool:
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()
+
+
+# -- outside the loop: what a whole compress run needs under torchrun ---------------------------------
+def current() -> DistContext:
+    """The context of the process group this process has joined (a single process when none)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return DistContext()
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def world_size() -> int:
+    """Processes training together: the group's size, or torchrun's ``WORLD_SIZE`` before it is joined."""
+    ctx = current()
+    return ctx.world_size if ctx.enabled else max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def is_main() -> bool:
+    """True on rank 0 (and in a single process): the one process that writes shared files."""
+    return current().is_main
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (picklable objects; ``obj`` itself in a single process)."""
+    if not current().enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (``[obj]`` in a single process)."""
+    ctx = current()
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def on_main(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on rank 0 only and hand its result to every rank; its error is raised on every rank.
+
+    For what must happen once (writing a shared file or directory, deciding to resume), so that no
+    two processes write the same path and no rank waits forever for one that failed.
+    """
+    if not current().enabled:
+        return fn()
+    result, error, sent = None, None, None
+    if is_main():
+        try:
+            result = fn()
+        except Exception as exc:  # handed to every rank below, then raised there
+            error = sent = exc
+            try:
+                pickle.dumps(exc)
+            except Exception:  # an error that does not pickle still reaches the other ranks, as text
+                sent = RuntimeError(f"{type(exc).__name__}: {exc}")
+    result, sent = broadcast_object((result, sent))
+    if error is not None:
+        raise error  # rank 0: the original, with its traceback
+    if sent is not None:
+        raise sent
+    return result

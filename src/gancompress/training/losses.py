@@ -106,7 +106,9 @@ class ImagePool(nn.Module):
         if self.size == 0:
             return images
         out = []
-        for image in images.detach():
+        # Stored in fp32 whatever autocast produced: the pool is checkpointed state, and checkpoints
+        # (and a run resumed in another precision) keep fp32 tensors.
+        for image in images.detach().float():
             image = image.unsqueeze(0)
             stored = self.images
             if stored.dim() != 4 or stored.shape[1:] != image.shape[1:]:

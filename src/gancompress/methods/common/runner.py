@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch.utils.data import Dataset, Subset
 from ...config import recipes_dir, save_yaml
 from ...errors import ConfigError, QualityGateError
 from ...models import Generator
+from ...training import distributed as D
 from ...utils.files import atomic_write_json
 from ..base import CompressionResult, MethodOptions
 from .data import build_datasets, split_holdout, stack_batches
@@ -143,7 +145,13 @@ class Run:
 
     @property
     def batch_size(self) -> int:
+        """Images per step and process (the recipe's ``data.batch_size``)."""
         return self.recipe.data.batch_size
+
+    @property
+    def global_batch(self) -> int:
+        """Images per step over all processes: under torchrun an epoch takes ``WORLD_SIZE`` times fewer steps."""
+        return self.batch_size * D.world_size()
 
     # -- what the stages use --------------------------------------------------------------------
     def fit(
@@ -162,11 +170,14 @@ class Run:
         ``derived``: the ``inputs`` an earlier stage produced; when they change the stage starts over.
         """
         planned = self.plan.steps(name) if self.plan is not None else None
-        if planned is not None and planned < stage_steps(stage, len(self.train), self.batch_size)[0]:
+        if planned is not None and planned < stage_steps(stage, len(self.train), self.global_batch)[0]:
             stage = dataclasses.replace(stage, max_steps=planned)
         run_dir = run_dir or self.out_dir / name
         record = {"seed": self.options.seed, "teacher": self.teacher_digest, **(inputs or {})}
-        resume = check_inputs(run_dir / "inputs.json", record, self.options.resume, what, derived)
+        # Under torchrun rank 0 decides (and records the inputs) for every rank.
+        resume = D.on_main(
+            lambda: check_inputs(run_dir / "inputs.json", record, self.options.resume, what, derived)
+        )
         if not resume and self.options.resume:
             self.notes[f"{name}_restarted"] = f"{name} started over: {', '.join(derived)} changed"
         options = dataclasses.replace(self.options, resume=resume)
@@ -212,14 +223,15 @@ def _plan(run: Run, method: Method) -> None:
         raise ConfigError(f"--time-budget must be positive, got {options.time_budget_s}")
     measured = []
     for name, (stage, factory) in method.probes().items():
-        steps = stage_steps(stage, len(run.train), run.batch_size)[0] if stage.enabled else 0
+        steps = stage_steps(stage, len(run.train), run.global_batch)[0] if stage.enabled else 0
         if steps == 0:
             continue
         with preserved_rng():  # the probe's fresh networks must not shift the run's random stream
             task = factory()
         step_s = time_steps(task, run.train, run.batch_size, options, cfg.probe_steps, run.out_dir)
         measured.append((name, steps, step_s))
-    run.plan = make_plan(measured, options.time_budget_s, time.perf_counter() - run.t0, cfg)
+    plan = make_plan(measured, options.time_budget_s, time.perf_counter() - run.t0, cfg)
+    run.plan = D.broadcast_object(plan)  # rank 0's plan: every rank trains the same number of steps
     print(f"{run.method}: {run.plan.text()}", flush=True)
 
 
@@ -230,8 +242,21 @@ def run_method(
 
     ``teacher`` None: a method with ``teacher_free`` trains from scratch from its starting generator.
     """
+    from ...training.precision import resolve_precision
+
     if teacher is None and not cls.teacher_free:
         raise ConfigError(f"{cls.name} compresses a trained teacher: pass one (--teacher DIR)")
+    _, device = D.setup(options.device)  # under torchrun: join the process group before anything is decided
+    resolve_precision(options.precision, device)  # fp16 on a CPU is refused before any work, naming bf16
+    if D.is_main():
+        return _run_method(cls, teacher, data, out_dir, options)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):  # rank 0 alone reports
+        return _run_method(cls, teacher, data, out_dir, options)
+
+
+def _run_method(
+    cls: type[Method], teacher: Generator | None, data: Path, out_dir: Path, options: MethodOptions
+) -> CompressionResult:
     run = Run(cls, teacher, data, out_dir, options)
     with run.timed("prepare"):
         if teacher is None:
@@ -303,14 +328,20 @@ def _finish(run: Run, method: Method, student: Generator) -> CompressionResult:
             )
         gate = run_gate(run, student)
     passed = gate["passed"] is not False
-    artifacts = {"student": str(_save_student(run, student, passed))}
-    if passed:
-        with run.timed("export"):
-            artifacts.update(method.export(student))
-    run.wall["total"] = time.perf_counter() - run.t0
-    artifacts["summary"] = str(run.out_dir / SUMMARY_FILE)
-    summary = build_summary(run, method, student, student_prof, gate, artifacts)
-    atomic_write_json(run.out_dir / SUMMARY_FILE, summary)
+
+    def write() -> tuple[dict[str, str], dict[str, Any]]:
+        # once, on rank 0 under torchrun: the student, the exports and the summary (every rank gets them)
+        artifacts = {"student": str(_save_student(run, student, passed))}
+        if passed:
+            with run.timed("export"):
+                artifacts.update(method.export(student))
+        run.wall["total"] = time.perf_counter() - run.t0
+        artifacts["summary"] = str(run.out_dir / SUMMARY_FILE)
+        summary = build_summary(run, method, student, student_prof, gate, artifacts)
+        atomic_write_json(run.out_dir / SUMMARY_FILE, summary)
+        return artifacts, summary
+
+    artifacts, summary = D.on_main(write)
     if not passed:
         raise QualityGateError(
             f"{run.method}: the student failed its quality gate: {gate['reason']}; kept as {artifacts['student']}"

@@ -42,10 +42,14 @@ def run_stage(
     num_workers: int,
     label: str | None = None,
 ) -> dict[str, Any]:
-    """Train ``task`` with the project's one training loop (resumable from ``run_dir``)."""
-    from ...training import fit
+    """Train ``task`` with the project's one training loop (resumable from ``run_dir``).
 
-    total, decay_from = stage_steps(stage, len(train), batch_size)
+    ``batch_size`` is per process: under torchrun an epoch is ``len(train) // (batch_size × WORLD_SIZE)`` steps.
+    """
+    from ...training import fit
+    from ...training.distributed import world_size
+
+    total, decay_from = stage_steps(stage, len(train), batch_size * world_size())
     start = time.perf_counter()
     result = fit(
         task,

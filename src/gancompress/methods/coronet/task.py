@@ -18,6 +18,7 @@ from ...arch import ArchSpec
 from ...errors import ConfigError
 from ...models import Generator
 from ...training.losses import discriminator_loss, generator_gan_loss
+from ...training.precision import backward
 from ...training.tasks.base import on_device
 from ..common.data import split_batch
 from ..common.recipe import StageConfig
@@ -230,7 +231,7 @@ class CoronetTask(nn.Module):
         total = torch.zeros((), device=self._device())
         for disc, real, fake in pairs:
             total = total + discriminator_loss(self.loss_cfg.gan_mode, disc(real), disc(fake.detach()))
-        total.backward()
+        backward(total, optimizer)
         optimizer.step()
         return float(total.detach())
 
@@ -324,7 +325,7 @@ class CoronetTask(nn.Module):
             raise ConfigError("every generator loss weight is zero: nothing to train")
         optimizers["G"].zero_grad(set_to_none=True)
         total = sum(terms.values())
-        total.backward()
+        backward(total, optimizers["G"])
         optimizers["G"].step()
         logs = {f"loss_{k}": float(v.detach()) for k, v in terms.items()}
         logs["loss_g"] = float(total.detach())

@@ -21,6 +21,7 @@ from ...errors import ConfigError
 from ...layers import ElasticConv2d
 from ...models import Generator
 from ...training.losses import discriminator_loss, feature_matching_loss, generator_gan_loss
+from ...training.precision import backward
 from ...training.tasks.base import on_device
 from ..common.data import split_batch
 from ..common.discriminator import (  # noqa: F401  (re-exported: the distillation's discriminator)
@@ -272,7 +273,7 @@ class DistillTask(nn.Module):
                     for fake, _ in outs
                 ]
             ).mean()
-            loss_d.backward()
+            backward(loss_d, optimizers["D"])
             optimizers["D"].step()
             disc.requires_grad_(False)
             logs["loss_d"] = float(loss_d.detach())
@@ -294,7 +295,7 @@ class DistillTask(nn.Module):
                 total = total + sum(parts.values()) / len(archs)
                 for k, v in parts.items():
                     terms[k] = terms.get(k, 0.0) + float(v.detach()) / len(archs)
-        total.backward()
+        backward(total, optimizers["G"])
         optimizers["G"].step()
         if self.discriminator is not None:
             self.discriminator.requires_grad_(True)

@@ -19,6 +19,7 @@ import torch
 
 from ...export.saved import load_generator, save_generator
 from ...models import Generator
+from ...training.distributed import on_main
 from ...utils.files import atomic_write_json
 from ..common.method import Method, Probe, register
 from ..common.resume import weights_digest
@@ -169,7 +170,7 @@ class SupernetMethod(Method):
         if stage.enabled:
             run.fit("supernet", self.supernet_task, stage, inputs={"search_space": str(self.space)})
         meta = {"method": self.name, "stage": "supernet", "search_space": str(self.space)}
-        save_generator(self.supernet, run.out_dir / "supernet" / "generator", extra=meta)
+        on_main(lambda: save_generator(self.supernet, run.out_dir / "supernet" / "generator", extra=meta))
 
     # -- extract: the search ----------------------------------------------------------------------
     def held_out(self) -> HeldOut:
@@ -311,7 +312,7 @@ class GanCompression(SupernetMethod):
             task, run.notes["mobile_teacher_discriminator"] = self.task(mobile, run.frozen, mt.train)
             run.fit("mobile_teacher", task, mt.train)
             meta = {"method": self.name, "stage": "mobile_teacher"}
-            save_generator(mobile, run.out_dir / "mobile_teacher" / "generator", extra=meta)
+            on_main(lambda: save_generator(mobile, run.out_dir / "mobile_teacher" / "generator", extra=meta))
             family = {"resnet": "ResNet", "spade": "SPADE", "munit": "MUNIT"}.get(
                 mobile.family, mobile.family
             )

@@ -5,7 +5,9 @@ Candidates are subnets of the trained supernet under a budget in paper-conventio
 machine. Each candidate is scored on a held-out slice of the training data, after its BatchNorm
 statistics are recomputed when the family has BatchNorm. Scores are cached in a JSON file keyed by
 architecture, metric, data slice and supernet weights, so a search resumes after an interruption and
-re-runs with a new budget without retraining or re-scoring.
+re-runs with a new budget without retraining or re-scoring. Under torchrun each rank scores a share of
+the uncached candidates (:meth:`SubnetEvaluator.prefetch`), the ranks exchange their scores, and rank 0
+writes the merged cache: every rank then takes the same decisions and finds the same subnet.
 """
 
 from __future__ import annotations
@@ -67,8 +69,14 @@ class JsonCache:
         return key in self.data
 
     def put(self, key: str, value: Any) -> None:
-        self.data[key] = value
-        if self.path is not None:
+        self.put_many({key: value})
+
+    def put_many(self, entries: Mapping[str, Any]) -> None:
+        """Add ``entries`` and rewrite the file once; under torchrun only rank 0 writes it."""
+        from ...training.distributed import is_main
+
+        self.data.update(entries)
+        if self.path is not None and entries and is_main():
             atomic_write_json(self.path, {"version": 1, "entries": self.data})
 
 
@@ -149,12 +157,18 @@ class LatencyTable:
         if hit is not None:
             return float(hit)
         from ...bench.latency import deployed_latency_ms
+        from ...training.distributed import on_main
 
-        # the deployed form (fixed widths, exact rewrites) through the benchmark's runtime registry
-        sub = self.supernet.extract_subnet(arch).eval()
-        ms = deployed_latency_ms(
-            sub, self.size, threads=torch.get_num_threads(), warmup=self.warmup, repeats=self.repeats
-        )
+        def measure() -> float:
+            # the deployed form (fixed widths, exact rewrites) through the benchmark's runtime registry
+            sub = self.supernet.extract_subnet(arch).eval()
+            return deployed_latency_ms(
+                sub, self.size, threads=torch.get_num_threads(), warmup=self.warmup, repeats=self.repeats
+            )
+
+        # Under torchrun rank 0 measures while the others wait (no rank slows another's timing), and
+        # every rank gets its figure, so all of them see the same budget and search the same way.
+        ms = on_main(measure)
         self.cache.put(key, ms)
         return ms
 
@@ -326,6 +340,44 @@ class SubnetEvaluator:
         hit = self.cache.get(key)
         if hit is not None:
             return float(hit)
+        value = self.compute(arch)
+        self.evaluations += 1
+        self.cache.put(key, value)
+        return value
+
+    def prefetch(self, archs: Iterable[ArchSpec], progress: bool = False) -> None:
+        """Under torchrun: score the uncached ``archs``, each rank a share, and merge every rank's scores
+        into the cache (rank 0 writes the file); afterwards each ``evaluate(arch)`` is a cache hit on
+        every rank. A single process does nothing here (it scores on demand)."""
+        from ...training import distributed as D
+
+        ctx = D.current()
+        if not ctx.enabled:
+            return
+        todo = unique([a for a in archs if self.cache.get(self.key(a)) is None])
+        mine = todo[ctx.rank :: ctx.world_size]
+        found: dict[str, float] = {}
+        error: tuple[str, str] | None = None
+        try:
+            for arch in _bar(mine, progress and ctx.is_main, "search", len(mine)):
+                found[self.key(arch)] = self.compute(arch)
+        except Exception as exc:  # every rank must reach the gather below, then all raise
+            error = (type(exc).__name__, str(exc))
+            if isinstance(exc, ConfigError):
+                error = ("ConfigError", str(exc))
+        gathered = D.all_gather_object((found, error))
+        for rank, (_, err) in enumerate(gathered):
+            if err is not None:
+                kind, text = err
+                raise (ConfigError if kind == "ConfigError" else RuntimeError)(
+                    f"{text} (search on rank {rank})"
+                )
+        merged = {k: v for f, _ in gathered for k, v in f.items()}
+        self.evaluations += len(merged)
+        self.cache.put_many({self.key(a): merged[self.key(a)] for a in todo})
+
+    def compute(self, arch: ArchSpec) -> float:
+        """The metric of ``arch`` on the held-out slice, computed now (no cache)."""
         fakes = self.outputs(arch)
         if self.metric == "psnr":
             value = float(torch.cat([psnr(f, r) for f, r in zip(fakes, self.targets())]).mean())
@@ -340,8 +392,6 @@ class SubnetEvaluator:
             value = float(self.feature_metric(fakes, self.held_out.reals, self.metric, **forced))
         if not math.isfinite(value):
             raise ConfigError(f"search metric {self.metric} of {arch} is not finite ({value})")
-        self.evaluations += 1
-        self.cache.put(key, value)
         return value
 
     @torch.no_grad()
@@ -417,6 +467,7 @@ def exhaustive_search(
             f"{max_candidates}); use search.strategy=evolution or a smaller space"
         )
     before = evaluate.evaluations
+    _prefetch(evaluate, feasible, progress)  # under torchrun: each rank scores a share
     best, best_score = None, None
     for arch in _bar(feasible, progress, "search", len(feasible)):
         score = evaluate(arch)
@@ -433,6 +484,13 @@ def exhaustive_search(
         candidates=len(feasible),
         evaluations=evaluate.evaluations - before,
     )
+
+
+def _prefetch(evaluate: Any, archs: Sequence[ArchSpec], progress: bool = False) -> None:
+    # Any callable scorer works with the strategies; only a SubnetEvaluator shares work across ranks.
+    prefetch = getattr(evaluate, "prefetch", None)
+    if prefetch is not None:
+        prefetch(archs, progress)
 
 
 def _bar(items: Iterable, enabled: bool, unit: str, total: int) -> Iterable:
@@ -515,6 +573,7 @@ def evolutionary_search(
 
     best, best_score = None, None
     for gen in _bar(range(generations + 1), progress, "generation", generations + 1):
+        _prefetch(evaluate, pop)  # under torchrun: each rank scores a share of the new members
         ranked = sorted(pop, key=lambda a: (evaluate.rank_key(score(a)), str(a)))
         if best is None or evaluate.better(seen[str(ranked[0])], best_score):
             best, best_score = ranked[0], seen[str(ranked[0])]

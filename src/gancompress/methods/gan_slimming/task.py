@@ -23,6 +23,7 @@ from ...arch import ArchSpec
 from ...errors import ConfigError
 from ...models import Generator
 from ...training.losses import ImagePool, discriminator_loss, generator_gan_loss
+from ...training.precision import backward
 from ...training.tasks.base import on_device
 from ..common.data import split_batch
 from ..common.recipe import StageConfig
@@ -200,7 +201,7 @@ class GanSlimmingTask(nn.Module):
             self.discriminator.requires_grad_(True)
             logs["loss_gan_g"] = float(gan.detach())
             loss = loss + gan
-        loss.backward()
+        backward(loss, optimizers["G"])
         optimizers["G"].step()
         if "gamma" in optimizers:
             opt = optimizers["gamma"]
@@ -224,7 +225,7 @@ class GanSlimmingTask(nn.Module):
             d_real = disc(t_out)
             d_fake = disc(self.pool.query(fake.detach()))
             loss_d = discriminator_loss(cfg.gan_mode, d_real, d_fake)
-            loss_d.backward()
+            backward(loss_d, optimizers["D"])
             optimizers["D"].step()
             logs["loss_d"] = float(loss_d.detach())
         return logs
