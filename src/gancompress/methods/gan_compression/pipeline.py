@@ -361,6 +361,7 @@ class GanCompression(SupernetMethod):
 
             def distill() -> DistillTask:
                 teacher = probe_mobile()
+                self.check_student_fits(teacher.arch, self.distill_arch())
                 student = prune_by_importance(teacher, self.distill_arch()).train()
                 return self.task(student, teacher, dc.train, fixed_arch())[0]
 
