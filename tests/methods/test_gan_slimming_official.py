@@ -99,3 +99,55 @@ def test_pooled_discriminator_is_the_official_one():
     assert out.shape == (2, 1)
     # conv 3→64 (no norm), 64→128, 128→256, 256→512 (instance norm, affine), 512→1: 2,766,529 parameters
     assert sum(p.numel() for p in d.parameters()) == 2_766_529
+
+
+def _cosine_per_epoch(per_epoch: int, epochs: int):
+    return lambda step: 0.5 * (1 + math.cos(math.pi * (step // per_epoch) / epochs))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_recipe_lr_schedule_sets_the_learning_rate_of_both_stages(tmp_path, schedule):
+    """``lr_schedule: cosine`` (the paper recipes): G, D and γ follow the official per-epoch cosine in the
+    slimming and the fine-tuning stage; ``linear`` keeps the loop's constant-then-linear decay."""
+    import csv
+
+    from gancompress.data.fonts import build_font_dataset
+    from gancompress.methods import MethodOptions, compress
+    from gancompress.methods.common.stage import stage_steps
+    from gancompress.methods.gan_slimming.recipe import load_recipe
+    from gancompress.training.loop import linear_decay
+
+    data = build_font_dataset(tmp_path / "fonts", size=32, max_chars=12, seed=0)
+    torch.manual_seed(0)
+    teacher = create_generator("resnet", base_width=4, num_blocks=3)
+    overrides = (
+        f"lr_schedule={schedule}", "data.load_size=32", "data.crop_size=32", "data.batch_size=2",
+        "data.holdout=2", "discriminator.base_width=4", "quant.calibration_images=2", "gate.enabled=false",
+        "slim.train={epochs: 1, decay_epochs: 2, lr_g: 0.0002, lr_d: 0.0004, log_every: 1}",
+        "finetune={epochs: 0, decay_epochs: 2, lr_g: 0.0001, lr_d: 0.0003, log_every: 1}",
+    )  # fmt: skip
+    out = tmp_path / "run"
+    summary = compress(
+        "gan-slimming", teacher, data, out, MethodOptions(quick=True, overrides=overrides)
+    ).summary
+    recipe = load_recipe(out / "recipe.yaml")
+    assert recipe.lr_schedule == schedule
+    stages = (("slim", recipe.slim.train, recipe.slim.lr_gamma), ("finetune", recipe.finetune, None))
+    for stage, cfg, lr_gamma in stages:
+        total = summary["stages"][stage]["steps"]
+        epochs = cfg.epochs + cfg.decay_epochs
+        per_epoch = total // epochs
+        assert per_epoch >= 2 and total == per_epoch * epochs
+        if schedule == "cosine":  # the factor of torch's CosineAnnealingLR(T_max=epochs), stepped per epoch
+            factor = _cosine_per_epoch(per_epoch, epochs)
+        else:
+            factor = linear_decay(total, stage_steps(cfg, per_epoch * recipe.data.batch_size, 2)[1])
+        with open(out / stage / "logs" / "train.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["step"]) for r in rows] == list(range(1, total + 1))
+        for r in rows:  # logged after the step: the rate of the next step
+            s = int(r["step"])
+            assert float(r["lr_G"]) == pytest.approx(cfg.lr_g * factor(s), rel=1e-6, abs=1e-12), (stage, s)
+            assert float(r["lr_D"]) == pytest.approx(cfg.lr_d * factor(s), rel=1e-6, abs=1e-12), (stage, s)
+            if lr_gamma is not None:
+                assert float(r["lr_gamma"]) == pytest.approx(lr_gamma * factor(s), rel=1e-6, abs=1e-12)

@@ -105,6 +105,30 @@ def test_mobile_teacher_is_ngf_96_where_the_official_scripts_train_it(task):
     assert mobile.options["separable"] and str(mobile.arch) == "_".join(["96"] * 8)
 
 
+# scripts/*/distill.sh: --student_ngf (the distillers' default 48), --nepochs, --nepochs_decay (distill.py's 5, 15)
+OFFICIAL_DISTILL = {
+    "horse2zebra": (32, 100, 100),
+    "edges2shoes": (48, 5, 15),
+    "cityscapes": (48, 100, 150),
+    "map2sat": (48, 100, 200),
+    "gaugan_cityscapes": (48, 100, 100),
+}
+
+
+@pytest.mark.parametrize("task", GC_TASKS)
+def test_gan_compression_recipe_pre_distils_the_official_fixed_width_student(task):
+    recipe = load_recipe(ROOT / "gan_compression" / f"{task}.yaml")
+    d = recipe.distill
+    assert (d.student_ngf, d.train.epochs, d.train.decay_epochs) == OFFICIAL_DISTILL[task]
+    teacher = _meta_teacher(task)
+    student = ArchSpec(teacher.family, tuple(d.student_ngf for _ in teacher.width_groups))
+    # the supernet starts from the student's weights as they are: the space's largest widths are its own
+    assert SearchSpace.for_generator(teacher, recipe.supernet.search_space).largest() == student
+    # and the student takes its channels from the mobile teacher, which is wider
+    mobile = recipe.mobile_teacher.base_width or teacher.options.get("base_width", 64)
+    assert recipe.mobile_teacher.train.enabled and d.student_ngf < mobile
+
+
 @pytest.mark.parametrize("method", ["gan_compression", "fast_gan_compression"])
 @pytest.mark.parametrize("task", ["edges2shoes", "cityscapes", "map2sat"])
 def test_paired_recipes_use_the_official_discriminator(method, task):
@@ -136,6 +160,12 @@ RUNS = [
     ("fast-gan-compression", "gaugan_coco", "semantic"),
     ("fast-gan-compression", "munit_edges2shoes", "unpaired"),
     ("gan-compression", "map2sat", "paired"),  # the ngf-96 mobile teacher (here 2 × a tiny teacher's)
+    ("gan-compression", "horse2zebra", "unpaired"),  # mobile teacher → distill → supernet, unpaired
+    (
+        "gan-compression",
+        "gaugan_cityscapes",
+        "semantic",
+    ),  # the mobile SPADE teacher and its distilled student
 ]
 TINY_TEACHERS = {
     "resnet": dict(base_width=8, num_blocks=3),
@@ -201,11 +231,18 @@ def test_paper_recipe_runs_at_tiny_size(tmp_path, method, task, kind):
         overrides.append("data.num_classes=5")
     if family != "resnet":  # the multi-scale D of GauGAN and MUNIT, shallower: 32-px images
         overrides += ["discriminator.num_layers=2", "discriminator.num_scales=2"]
+    if (method, task) == ("gan-compression", "gaugan_cityscapes"):
+        # two candidates for the exhaustive search; and no gate: a mobile SPADE trained from scratch for
+        # one step (then distilled into the student for one) draws nearly the same image for every input
+        overrides += ['supernet.search_space={"*": [1.0], "up_3": [1.0, 0.5]}', "gate.enabled=false"]
     if method == "gan-compression":
         overrides += [f"mobile_teacher.train={stage}", "mobile_teacher.base_width=16"]
+        overrides += [f"distill.train={stage}", "distill.student_ngf=null"]  # the space's largest widths
     recipe = ROOT / folder / f"{task}.yaml"
     options = MethodOptions(recipe=str(recipe), overrides=tuple(overrides), ratio=0.9)
     result = compress(method, teacher, _layout(tmp_path / "data", kind), tmp_path / "run", options)
     assert result.generator.family == family
+    if method == "gan-compression":
+        assert result.summary["stages"]["distill"]["trained_steps"] == 1
     search = result.summary["details"]["search"]
     assert search["cost"] <= search["budget"]

@@ -16,6 +16,7 @@ import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ...config import recipes_dir, save_yaml
 from ...errors import ConfigError, QualityGateError
 from ...models import Generator
 from ...training import distributed as D
+from ...training.callbacks import Callback
 from ...utils.files import atomic_write_json
 from ..base import CompressionResult, MethodOptions
 from .data import build_datasets, split_holdout, stack_batches
@@ -164,10 +166,12 @@ class Run:
         inputs: dict[str, Any] | None = None,
         what: str = "trained with",
         derived: tuple[str, ...] = (),
+        callbacks: Sequence[Callback] = (),
     ) -> dict[str, Any]:
         """Train stage ``name`` (planned length, resumable, refusing other inputs); returns its report.
 
         ``derived``: the ``inputs`` an earlier stage produced; when they change the stage starts over.
+        ``callbacks``: passed to the training loop (e.g. GAN Slimming's cosine learning rate).
         """
         planned = self.plan.steps(name) if self.plan is not None else None
         if planned is not None and planned < stage_steps(stage, len(self.train), self.global_batch)[0]:
@@ -182,7 +186,14 @@ class Run:
             self.notes[f"{name}_restarted"] = f"{name} started over: {', '.join(derived)} changed"
         options = dataclasses.replace(self.options, resume=resume)
         result = run_stage(
-            task, self.train, stage, run_dir, options, self.batch_size, self.recipe.data.num_workers
+            task,
+            self.train,
+            stage,
+            run_dir,
+            options,
+            self.batch_size,
+            self.recipe.data.num_workers,
+            callbacks=callbacks,
         )
         self.stages[name] = result
         return result

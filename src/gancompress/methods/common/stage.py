@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
 
+from ...training.callbacks import Callback
 from ..base import MethodOptions
 from .recipe import StageConfig
 
@@ -41,8 +43,10 @@ def run_stage(
     batch_size: int,
     num_workers: int,
     label: str | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
-    """Train ``task`` with the project's one training loop (resumable from ``run_dir``).
+    """Train ``task`` with the project's one training loop (resumable from ``run_dir``); ``callbacks``
+    go to ``fit`` (e.g. a method's own learning-rate schedule).
 
     ``batch_size`` is per process: under torchrun an epoch is ``len(train) // (batch_size × WORLD_SIZE)`` steps.
     """
@@ -66,6 +70,7 @@ def run_stage(
         device=options.device,
         on_nonfinite=stage.on_nonfinite,
         precision=options.precision,
+        callbacks=callbacks,
     )
     return {
         "steps": total,

@@ -16,10 +16,14 @@ import contextlib
 from typing import Any
 
 import torch
+from torch import nn
 
+from ...arch import ArchSpec
+from ...errors import ConfigError
 from ...export.saved import load_generator, save_generator
 from ...models import Generator
 from ...training.distributed import on_main
+from ...pruning import prune_by_importance
 from ...utils.files import atomic_write_json
 from ..common.method import Method, Probe, register
 from ..common.resume import weights_digest
@@ -46,7 +50,7 @@ from .search import (
     exhaustive_search,
 )
 from .search_space import SearchSpace
-from .supernet import ArchSampler, build_supernet, has_mobile_variant, mobile_generator
+from .supernet import ArchSampler, build_supernet, has_mobile_variant, mobile_arch, mobile_generator
 
 
 class SupernetMethod(Method):
@@ -150,25 +154,35 @@ class SupernetMethod(Method):
 
     # -- train ------------------------------------------------------------------------------------
     def mobile_teacher(self) -> Generator | None:
-        """The network the supernet distils from and starts from (None: the teacher, fresh weights)."""
+        """The network the supernet distils from (None: the teacher)."""
         return None
+
+    def supernet_start(self, mobile: Generator | None) -> tuple[Generator | None, nn.Module | None]:
+        """The network the supernet starts from (None: fresh weights) and the discriminator it
+        continues with (None: a fresh one)."""
+        return mobile, None
 
     def train(self) -> None:
         run, recipe = self.run, self.run.recipe
-        init_from = self.mobile_teacher()
-        self.distill_from = run.frozen if init_from is None else init_from
-        if recipe.supernet.init == "teacher":
-            init_from = run.frozen
+        mobile = self.mobile_teacher()
+        self.distill_from = run.frozen if mobile is None else mobile
+        if recipe.supernet.init == "teacher":  # the teacher's most important channels (supernet.init)
+            init_from, disc = run.frozen, None
+        else:
+            init_from, disc = self.supernet_start(mobile)
         self.supernet = build_supernet(
             run.teacher, self.space, recipe.supernet.separable, init_from=init_from
         )
         sampler = ArchSampler(self.space, recipe.supernet.sampling, run.options.seed)
         stage = recipe.supernet.train
         self.supernet_task, run.notes["discriminator"] = self.task(
-            self.supernet, self.distill_from, stage, sampler
+            self.supernet, self.distill_from, stage, sampler, disc=disc
         )
         if stage.enabled:
-            run.fit("supernet", self.supernet_task, stage, inputs={"search_space": str(self.space)})
+            inputs, derived = {"search_space": str(self.space)}, ()
+            if recipe.distill is not None:  # it starts from an earlier stage's weights: over when they change
+                inputs["start"], derived = weights_digest(self.supernet), ("start",)
+            run.fit("supernet", self.supernet_task, stage, inputs=inputs, derived=derived)
         meta = {"method": self.name, "stage": "supernet", "search_space": str(self.space)}
         on_main(lambda: save_generator(self.supernet, run.out_dir / "supernet" / "generator", extra=meta))
 
@@ -209,7 +223,6 @@ class SupernetMethod(Method):
         )  # fmt: skip
 
     def extract(self) -> Generator:
-        from ...errors import ConfigError
         from ...metrics.profile import profile_generator
 
         self.found = found = self.search()
@@ -268,6 +281,14 @@ class FastGanCompression(SupernetMethod):
     name = "fast-gan-compression"
     recipe_folder = "fast_gan_compression"
 
+    def check(self) -> None:
+        if self.run.recipe.distill is not None:
+            raise ConfigError(
+                f"{self.run.recipe_path}: distill: the fixed-width pre-distillation is a GAN Compression "
+                "stage; Fast GAN Compression trains the supernet directly (remove the distill block)"
+            )
+        super().check()
+
 
 @register
 class GanCompression(SupernetMethod):
@@ -279,6 +300,37 @@ class GanCompression(SupernetMethod):
 
     name = "gan-compression"
     recipe_folder = "gan_compression"
+
+    def check(self) -> None:
+        super().check()
+        run, dc = self.run, self.run.recipe.distill
+        if dc is None:
+            return
+        arch, where = self.distill_arch(), f"{run.recipe_path}: distill.student_ngf"
+        if not self.space.largest().fits_within(arch):
+            raise ConfigError(
+                f"{where}: the supernet starts from the distilled student ({arch}), but the search "
+                f"space's largest widths {self.space.largest()} are wider; give a student_ngf at least "
+                "the space's largest width (or null: the space's largest widths)"
+            )
+        mt = run.recipe.mobile_teacher
+        if mt.path is None:  # the mobile teacher's widths are known now (else when it is loaded)
+            widths = mobile_arch(run.teacher, mt.base_width) if self.trains_mobile() else run.teacher.arch
+            self.check_student_fits(widths, arch)
+
+    def distill_arch(self) -> ArchSpec:
+        """The pre-distilled student's widths: ``distill.student_ngf`` in every group, or the space's largest."""
+        n = self.run.recipe.distill.student_ngf
+        if n is None:
+            return self.space.largest()
+        return ArchSpec(self.run.teacher.family, tuple(n for _ in self.run.teacher.width_groups))
+
+    def check_student_fits(self, mobile: ArchSpec, student: ArchSpec) -> None:
+        if not student.fits_within(mobile):
+            raise ConfigError(
+                f"{self.run.recipe_path}: distill.student_ngf: the student {student} starts from the mobile "
+                f"teacher's most important channels, but it is wider than the mobile teacher ({mobile})"
+            )
 
     def checks_budget_early(self) -> bool:
         mt = self.run.recipe.mobile_teacher
@@ -292,25 +344,45 @@ class GanCompression(SupernetMethod):
         return mt.path is None and has_mobile_variant(teacher) and mt.train.enabled
 
     def probes(self) -> dict[str, Probe]:
-        run, mt = self.run, self.run.recipe.mobile_teacher
+        run, mt, dc = self.run, self.run.recipe.mobile_teacher, self.run.recipe.distill
         probes = super().probes()
-        if not self.trains_mobile():
-            return probes
+        stages: dict[str, Probe] = {}
 
-        def mobile() -> DistillTask:
-            return self.task(mobile_generator(run.frozen, mt.base_width), run.frozen, mt.train)[0]
+        def probe_mobile() -> Generator:  # the stage's input, untrained: only its cost matters here
+            if mt.path is not None:
+                return load_generator(mt.path).eval().requires_grad_(False)
+            if self.trains_mobile():
+                return mobile_generator(run.frozen, mt.base_width).eval().requires_grad_(False)
+            return run.frozen
 
-        return {"mobile_teacher": (mt.train, mobile), **probes}
+        if self.trains_mobile():
+
+            def mobile() -> DistillTask:
+                return self.task(mobile_generator(run.frozen, mt.base_width), run.frozen, mt.train)[0]
+
+            stages["mobile_teacher"] = (mt.train, mobile)
+        if dc is not None and dc.train.enabled:
+
+            def distill() -> DistillTask:
+                teacher = probe_mobile()
+                self.check_student_fits(teacher.arch, self.distill_arch())
+                student = prune_by_importance(teacher, self.distill_arch()).train()
+                return self.task(student, teacher, dc.train, fixed_arch())[0]
+
+            stages["distill"] = (dc.train, distill)
+        return {**stages, **probes}
 
     def mobile_teacher(self) -> Generator:
         """The separable teacher distilled here, or ``mobile_teacher.path``, or the teacher itself."""
         run, mt = self.run, self.run.recipe.mobile_teacher
+        self.mobile_disc = None
         if mt.path is not None:
             mobile, note = load_generator(mt.path), f"loaded from {mt.path}"
         elif self.trains_mobile():
             mobile = mobile_generator(run.frozen, mt.base_width)
             task, run.notes["mobile_teacher_discriminator"] = self.task(mobile, run.frozen, mt.train)
             run.fit("mobile_teacher", task, mt.train)
+            self.mobile_disc = task.discriminator
             meta = {"method": self.name, "stage": "mobile_teacher"}
             on_main(lambda: save_generator(mobile, run.out_dir / "mobile_teacher" / "generator", extra=meta))
             family = {"resnet": "ResNet", "spade": "SPADE", "munit": "MUNIT"}.get(
@@ -327,6 +399,49 @@ class GanCompression(SupernetMethod):
             )
         run.notes["mobile_teacher"] = note
         return mobile.eval().requires_grad_(False)
+
+    def supernet_start(self, mobile: Generator) -> tuple[Generator, nn.Module | None]:
+        """Without ``distill``: the mobile teacher (L1-pruned into the supernet by ``build_supernet``).
+        With it: the official pre-distillation stage's student, and its discriminator."""
+        run, dc = self.run, self.run.recipe.distill
+        if dc is None:
+            run.notes["distill"] = (
+                "no distill block in the recipe: no fixed-width pre-distillation; the supernet starts from "
+                "the mobile teacher L1-pruned to the search space's largest widths"
+            )
+            return mobile, None
+        arch = self.distill_arch()
+        self.check_student_fits(mobile.arch, arch)
+        # the official weight transfer: each layer keeps its most important (L1) channels of the mobile teacher
+        student = prune_by_importance(mobile, arch).train()
+        disc = self.mobile_disc  # the official distill.sh restores the mobile stage's D
+        if dc.train.enabled:
+            task, run.notes["distill_discriminator"] = self.task(
+                student, mobile, dc.train, fixed_arch(), disc=disc
+            )
+            run.fit(
+                "distill",
+                task,
+                dc.train,
+                inputs={"student": str(arch), "start": weights_digest(student)},
+                derived=("start",),
+            )
+            disc = task.discriminator
+            how = "distilled from the mobile teacher"
+        else:
+            how = "not trained (distill.train is empty)"
+        meta = {"method": self.name, "stage": "distill", "arch": str(arch)}
+        save_generator(student, run.out_dir / "distill" / "generator", extra=meta)
+        run.notes["distill"] = (
+            f"fixed-width student {arch} from the mobile teacher's most important channels, {how}; "
+            "the supernet starts from it"
+            + (
+                ""
+                if arch == self.space.largest()
+                else f", L1-pruned to the space's largest {self.space.largest()}"
+            )
+        )
+        return student.eval(), disc
 
 
 def run_gan_compression(teacher, data, out_dir, options):  # noqa: ANN001, ANN201

@@ -65,6 +65,23 @@ class MobileTeacherConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """GAN Compression's pre-distillation (the official ``distill.sh``), between the mobile teacher and
+    the supernet: a fixed-width student that starts from the mobile teacher's most important channels
+    (L1 magnitude, as the official weight transfer), is distilled from the mobile teacher, and is the
+    supernet's starting point. Without this block the supernet starts from the mobile teacher itself,
+    L1-pruned to the search space's largest widths.
+    """
+
+    student_ngf: int | None = None  # every width group at this width (None: the space's largest widths)
+    train: StageConfig = field(default_factory=StageConfig)
+
+    def __post_init__(self) -> None:
+        if self.student_ngf is not None:
+            positive("distill.student_ngf", self.student_ngf)
+
+
+@dataclass(frozen=True)
 class SupernetConfig:
     """The once-for-all student: its search space, sampling rule and training stage."""
 
@@ -140,6 +157,7 @@ class GanCompressionRecipe:
     loss: LossConfig = field(default_factory=LossConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     mobile_teacher: MobileTeacherConfig = field(default_factory=MobileTeacherConfig)
+    distill: DistillConfig | None = None  # GAN Compression only; None: no fixed-width pre-distillation
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     finetune: StageConfig = field(default_factory=StageConfig)

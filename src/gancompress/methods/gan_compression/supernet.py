@@ -84,6 +84,13 @@ def mobile_generator(teacher: Generator, base_width: int | None = None) -> Gener
     return type(teacher).from_options(arch, options)
 
 
+def mobile_arch(teacher: Generator, base_width: int | None = None) -> ArchSpec:
+    """The widths of ``mobile_generator(teacher, base_width)``, without building it."""
+    if base_width is None:
+        return teacher.arch
+    return ArchSpec(teacher.family, tuple(base_width for _ in teacher.width_groups))
+
+
 def build_supernet(
     teacher: Generator, space: SearchSpace, separable: bool | None = None, init_from: Generator | None = None
 ) -> Generator:

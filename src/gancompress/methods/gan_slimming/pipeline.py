@@ -29,6 +29,7 @@ from ..common.resume import weights_digest
 from ..common.runner import run_method
 from .quant import QuantizedGenerator
 from .recipe import GanSlimmingRecipe
+from .schedule import CosineLR
 from .slim import (
     alive_channels,
     check_supported,
@@ -185,11 +186,18 @@ class GanSlimming(Method):
         }
 
     # -- train, extract, finetune -----------------------------------------------------------------
+    def lr_callbacks(self) -> list[CosineLR]:
+        """``lr_schedule: cosine``: the official per-epoch cosine decay in place of the loop's linear one."""
+        run = self.run
+        if run.recipe.lr_schedule != "cosine":
+            return []
+        return [CosineLR(steps_per_epoch=max(1, len(run.train) // run.batch_size))]
+
     def train(self) -> None:
         run, recipe = self.run, self.run.recipe
         task = self.task(self.student, recipe.slim.train, self.groups, target=run.target.macs is not None)
         inputs = {"rho": self.rho, "bits": self.bits, "target_macs": run.target.macs}
-        run.fit("slim", task, recipe.slim.train, inputs=inputs)
+        run.fit("slim", task, recipe.slim.train, inputs=inputs, callbacks=self.lr_callbacks())
         if self.quant is not None:
             self.quant.remove(
                 bake=False
@@ -223,6 +231,7 @@ class GanSlimming(Method):
                 recipe.finetune,
                 inputs={"arch": str(student.arch), "start": weights_digest(student)},
                 derived=("arch", "start"),
+                callbacks=self.lr_callbacks(),
             )
         self.quality: dict[str, Any] = {}
         student.eval()

@@ -123,6 +123,10 @@ class GanSlimmingRecipe:
     quant: QuantConfig = field(default_factory=QuantConfig)
     finetune: StageConfig = field(default_factory=StageConfig)
     weight_decay: float = 1e-3  # Adam weight decay of G's weights and of D
+    # the learning rate of both stages (G, D and γ): ``linear`` the training loop's constant-then-linear
+    # decay (``epochs`` then ``decay_epochs``); ``cosine`` the official gs.py / finetune.py schedule,
+    # ``(1 + cos(π·epoch/epochs))/2`` over the whole stage, stepped once per epoch
+    lr_schedule: Literal["linear", "cosine"] = "linear"
     gate: GateConfig = field(default_factory=GateConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     seed: int = 0
