@@ -22,8 +22,8 @@ from ...arch import ArchSpec
 from ...errors import ConfigError
 from ...export.saved import load_generator, save_generator
 from ...models import Generator
-from ...training.distributed import on_main
 from ...pruning import prune_by_importance
+from ...training.distributed import on_main
 from ...utils.files import atomic_write_json
 from ..common.method import Method, Probe, register
 from ..common.resume import weights_digest
