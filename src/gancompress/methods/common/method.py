@@ -43,6 +43,7 @@ class Method:
     target_kinds: ClassVar[tuple[str, ...]] = ("macs", "ratio")  # + "latency_ms" for searched budgets
     target_required: ClassVar[bool] = False
     takes_unlabelled: ClassVar[bool] = False  # data.unlabelled: extra inputs distilled from the teacher
+    student_family: ClassVar[str | None] = None  # the student's family; None: the teacher's (CAT: inception)
     status: ClassVar[str] = "available"
 
     def __init__(self, run: Run) -> None:
