@@ -317,3 +317,22 @@ def test_compress_refuses_what_it_cannot_do(tmp_path, fonts):
             tmp_path / "d",
             MethodOptions(quick=True, ratio=0.5),
         )
+
+
+@pytest.mark.slow
+def test_cli_compress_reaches_the_budget_and_saves_the_trained_student(tmp_path, fonts, capsys):
+    from gancompress.cli import main
+
+    teacher_dir = save_generator(resnet_teacher(), tmp_path / "teacher")
+    out = tmp_path / "run"
+    budget = 0.4 * profile_generator(resnet_teacher(), (32, 32)).macs_paper
+    sets = [a for s in QUICK for a in ("--set", s)]
+    argv = ["compress", "--method", "cat", "--teacher", str(teacher_dir), "--data", str(fonts["paired"])]
+    argv += ["--out", str(out), "--budget-macs", str(budget), "--quick", "--json", *sets]
+    assert main(argv) in (0, None)
+    summary = json.loads((out / "method_summary.json").read_text())
+    assert summary["method"] == "cat" and summary["student"]["macs_paper"] <= budget
+    assert summary["details"]["reached_macs"] == summary["student"]["macs_paper"]
+    student = load_generator(out / "student")
+    assert str(student.arch) == summary["student"]["arch"] == summary["details"]["pruning"]["arch"]
+    assert profile_generator(student, (32, 32)).macs_paper <= budget

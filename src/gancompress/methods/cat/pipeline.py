@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ...arch import ArchSpec
-from ...errors import ConfigError
+from ...errors import BudgetError, ConfigError
 from ...models import Generator, create_generator
 from ..common.macs import MacsTable, profile_dict
 from ..common.method import Method, Probe, register
@@ -110,8 +110,6 @@ class Cat(Method):
             ),
         )
         if self.macs(floor) > run.target.macs:  # an unreachable target fails now, before any training
-            from ...errors import BudgetError
-
             raise BudgetError(
                 f"MACs target {run.target.macs:.4g} is below the smallest network CAT's pruning can give "
                 f"({self.macs(floor):.4g} MACs: {recipe.prune.min_channels} channels per outer layer and one "
