@@ -10,6 +10,7 @@ TINY_GENERATORS = {
         preset=None, label_channels=5, base_width=2, size=(64, 64), num_upsampling_layers="more"
     ),
     "munit": dict(base_width=4, style_downsample=3, mlp_dim=16),
+    "inception": dict(base_width=4, num_blocks=3, kernel_sizes=(1, 3)),
 }
 
 

@@ -1,6 +1,7 @@
 """Compression methods behind one small protocol (see ``base``)."""
 
 from . import (
+    cat,  # noqa: F401
     coronet,  # noqa: F401
     gan_compression,  # noqa: F401
     gan_slimming,  # noqa: F401

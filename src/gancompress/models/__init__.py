@@ -1,6 +1,6 @@
 """Generator and discriminator families, each taking its widths as data."""
 
-from . import discriminators, munit, resnet, spade, unet  # noqa: F401  (register the families)
+from . import discriminators, inception, munit, resnet, spade, unet  # noqa: F401  (register the families)
 from .base import Generator
 from .registry import (
     DISCRIMINATORS,

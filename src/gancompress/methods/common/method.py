@@ -44,6 +44,7 @@ class Method:
     target_required: ClassVar[bool] = False
     takes_unlabelled: ClassVar[bool] = False  # data.unlabelled: extra inputs distilled from the teacher
     teacher_free: ClassVar[bool] = False  # trains from scratch without a teacher (see start_generator)
+    student_family: ClassVar[str | None] = None  # the student's family; None: the teacher's (CAT: inception)
     status: ClassVar[str] = "available"
 
     def __init__(self, run: Run) -> None:
