@@ -23,10 +23,10 @@ def load_script():
 
 def test_students_are_scored_against_the_teacher_and_a_constant_one_fails(tmp_path, fonts32):
     torch.manual_seed(0)
-    teacher = create_generator("resnet", base_width=4, num_blocks=2)
+    teacher = create_generator("resnet", base_width=4, num_blocks=3)
     save_generator(teacher, tmp_path / "teacher")
     save_generator(teacher, tmp_path / "same")  # the teacher itself: infinite PSNR against it, passes
-    flat = create_generator("resnet", base_width=4, num_blocks=2)
+    flat = create_generator("resnet", base_width=4, num_blocks=3)
     with torch.no_grad():
         for p in flat.parameters():
             p.zero_()  # a constant output: the gate must fail it

@@ -257,5 +257,36 @@ def _export_mobile(args: argparse.Namespace, generator, out: Path, formats: list
     for fmt in formats:
         meta = export_bundle(generator, out / fmt, fmt, size=size, images=images)
         print(bundle_summary(meta), file=sys.stderr)
+        _gate_mobile_int8(args, out / fmt, fmt, meta)
         written[fmt] = str(out / fmt / meta["model"])
     return written
+
+
+def _gate_mobile_int8(args: argparse.Namespace, folder: Path, fmt: str, meta: dict) -> None:
+    """An int8 bundle is held to the same fidelity threshold as the ONNX int8 graph (worst image
+    against the fp32 PyTorch output on real images): below it the bundle folder is renamed
+    ``<format>.lossy`` and the export fails, unless ``--allow-lossy``."""
+    import os
+    import sys
+
+    from .int8 import Int8QualityError
+
+    check = meta.get("verification")
+    if meta.get("dtype") != "int8":
+        return
+    if not isinstance(check, dict):
+        print(f"{fmt}: int8 bundle not checked on real images (give --data to check it)", file=sys.stderr)
+        return
+    worst = float(check["psnr_db_min"])
+    if worst >= args.min_int8_psnr or args.allow_lossy:
+        return
+    lossy = folder.with_name(folder.name + ".lossy")
+    if lossy.exists():
+        import shutil
+
+        shutil.rmtree(lossy)
+    os.replace(folder, lossy)
+    raise Int8QualityError(
+        f"{folder}: the {fmt} bundle's output is {worst:.2f} dB PSNR from the fp32 model on its worst real "
+        f"image, below {args.min_int8_psnr:g} dB; kept as {lossy}. Pass --allow-lossy to accept it"
+    )
