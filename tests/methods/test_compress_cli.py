@@ -381,15 +381,19 @@ def test_every_shipped_method_recipe_loads():
     configs/methods/ parses and validates with its method's recipe loader."""
     from pathlib import Path
 
+    from gancompress.methods.cat.recipe import load_recipe as cat_recipe
     from gancompress.methods.coronet.recipe import load_recipe as coronet_recipe
     from gancompress.methods.gan_compression.recipe import load_recipe as gc_recipe
     from gancompress.methods.gan_slimming.recipe import load_recipe as gs_recipe
+    from gancompress.methods.omgd.recipe import load_recipe as omgd_recipe
 
     loaders = {
         "gan_compression": gc_recipe,
         "fast_gan_compression": gc_recipe,
         "gan_slimming": gs_recipe,
         "coronet": coronet_recipe,
+        "omgd": omgd_recipe,
+        "cat": cat_recipe,
     }
     root = Path(__file__).parents[2] / "configs" / "methods"
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(loaders)

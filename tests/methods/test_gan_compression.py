@@ -511,7 +511,7 @@ def test_supernet_started_from_the_teacher_computes_the_teacher_and_leads_with_i
     teacher = tiny("resnet").eval()
     full = "8|6_8|6_8|6_8|6_8|6_8|6_8|6_8|6"  # the teacher's own widths are the largest choice
     space = SearchSpace.parse("resnet", RESNET_GROUPS, full)
-    supernet = build_supernet(teacher, space, separable=False, init_from=teacher).eval()
+    supernet = build_supernet(teacher, space, separable=False, init_from=teacher, order="importance").eval()
     assert all(p.requires_grad for p in supernet.parameters())
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():  # channels reordered consistently: the same function

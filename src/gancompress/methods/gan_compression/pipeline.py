@@ -170,8 +170,9 @@ class SupernetMethod(Method):
             init_from, disc = run.frozen, None
         else:
             init_from, disc = self.supernet_start(mobile)
+        order = "importance" if recipe.supernet.init == "teacher" else "index"
         self.supernet = build_supernet(
-            run.teacher, self.space, recipe.supernet.separable, init_from=init_from
+            run.teacher, self.space, recipe.supernet.separable, init_from=init_from, order=order
         )
         sampler = ArchSampler(self.space, recipe.supernet.sampling, run.options.seed)
         stage = recipe.supernet.train

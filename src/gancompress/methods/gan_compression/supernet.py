@@ -92,20 +92,23 @@ def mobile_arch(teacher: Generator, base_width: int | None = None) -> ArchSpec:
 
 
 def build_supernet(
-    teacher: Generator, space: SearchSpace, separable: bool | None = None, init_from: Generator | None = None
+    teacher: Generator,
+    space: SearchSpace,
+    separable: bool | None = None,
+    init_from: Generator | None = None,
+    order: str = "index",
 ) -> Generator:
     """The student supernet at the space's largest widths.
 
     With ``init_from`` (GAN Compression's mobile teacher, or the teacher with ``supernet.init:
     teacher``) it starts from that network's most important channels (L1 magnitude of the producing
-    filters, every coupled layer kept consistent), the most important first so that every subnet's
-    leading channels are the ones that matter most; else fresh (Fast GAN Compression).
+    filters, every coupled layer kept consistent); ``order="importance"`` puts the most important
+    first so that every subnet's leading channels are the ones that matter most (``supernet.init:
+    teacher``), "index" keeps their order (the official weight transfer); else fresh (Fast GAN Compression).
     """
     if init_from is not None:
         space.check_fits(init_from)
-        return (
-            prune_by_importance(init_from, space.largest(), order="importance").train().requires_grad_(True)
-        )
+        return prune_by_importance(init_from, space.largest(), order=order).train().requires_grad_(True)
     net = type(teacher).from_options(space.largest(), student_options(teacher, separable))
     space.check_fits(net)
     return net
